@@ -1,0 +1,42 @@
+// Per-worker counters. Written only by the owning worker (plain stores, no atomics);
+// other threads may read them at any time and accept a slightly stale value.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "drop_reasons.h"
+#include "session.h"
+
+namespace snatgw {
+
+enum class Side : uint8_t { Inside, Outside };
+
+struct WorkerCounters {
+    uint64_t rx[2] = {};          // packets given to the engine, by arrival side
+    uint64_t forwarded[2] = {};   // translated and forwarded, by arrival side
+    uint64_t found = 0;           // session lookups that hit
+    uint64_t sessions_created = 0;
+    uint64_t sessions_reopened = 0;  // a new SYN reused a TIME_WAIT/CLOSED/expired session
+    uint64_t sessions_expired = 0;   // idle timeout (TCP moves to quarantine first)
+    uint64_t sessions_freed = 0;     // keys removed, port returned
+    uint64_t sessions_evicted = 0;   // early drop to make room
+    uint64_t insert_failed = 0;      // hash insert refused while the table had room
+    uint64_t handoffs = 0;           // packets for another worker's ports
+    uint64_t punted = 0;             // ARP and other frames for the control plane
+    uint64_t ttl_exceeded = 0;       // reported to the caller (also counted as a drop)
+    std::array<uint64_t, kDropReasonCount> drops = {};
+
+    // Gauges: sessions by TCP state, and UDP / ICMP sessions.
+    std::array<uint64_t, static_cast<std::size_t>(TcpState::Count)> tcp_state = {};
+    uint64_t udp_sessions = 0;
+    uint64_t icmp_sessions = 0;
+
+    uint64_t drop_total() const {
+        uint64_t t = 0;
+        for (uint64_t d : drops) t += d;
+        return t;
+    }
+};
+
+}  // namespace snatgw

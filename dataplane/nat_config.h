@@ -1,0 +1,74 @@
+// The NAT configuration as the dataplane sees it: an immutable snapshot of pools, rules,
+// leniency policies and timeouts. The control plane builds and validates it
+// (control/config_builder.h); a worker only reads it.
+//
+// Addresses and ports are in host byte order here; the packet path converts at its edges.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace snatgw {
+
+// How a TCP segment outside the tracked window is treated (per pool).
+enum class Policy : uint8_t {
+    Liberal,    // track state, never drop for window reasons
+    Strict,     // drop anything outside the window; RST only in window
+    RetransOk,  // forward old duplicates (below the window), drop data beyond it
+};
+
+// Idle timeouts in seconds (defaults: RFC 5382, 4787, 7857; quarantine: invariant I4).
+struct Timeouts {
+    uint32_t tcp_established = 7440;
+    uint32_t tcp_transitory = 240;  // handshake and closing states
+    uint32_t udp = 120;
+    uint32_t icmp = 60;
+    uint32_t quarantine = 120;  // a (port, remote) pair the remote closed first, or that expired
+    uint32_t linger = 2;        // a pair closed inside-first or by RST
+};
+
+struct Pool {
+    uint16_t id = 0;  // index in NatConfig::pools; stored in sessions
+    std::string name;
+    std::vector<uint32_t> addresses;  // public addresses
+    uint16_t port_min = 1024;
+    uint16_t port_max = 65535;
+    Policy policy = Policy::Liberal;
+    Timeouts timeouts;
+    uint32_t max_sessions_per_host = 0;  // 0: no cap
+};
+
+// Inside sources in prefix/len are translated with pool `pool`. Longest prefix wins.
+struct Rule {
+    uint32_t prefix = 0;
+    uint8_t length = 0;
+    uint16_t pool = 0;
+};
+
+struct NatConfig {
+    uint16_t workers = 1;          // port partitions: owner(port) = port % workers
+    std::vector<Pool> pools;
+    std::vector<Rule> rules;       // sorted longest prefix first (config_builder does it)
+
+    // Longest-prefix match over the rules; nullptr when no rule covers src.
+    const Pool* pool_for_source(uint32_t src) const {
+        for (const Rule& r : rules) {
+            const uint32_t mask = r.length == 0 ? 0 : ~uint32_t{0} << (32 - r.length);
+            if ((src & mask) == r.prefix) return &pools[r.pool];
+        }
+        return nullptr;
+    }
+
+    // The pool owning a public address, or nullptr.
+    const Pool* pool_for_address(uint32_t addr) const {
+        for (const Pool& p : pools)
+            for (uint32_t a : p.addresses)
+                if (a == addr) return &p;
+        return nullptr;
+    }
+};
+
+const char* policy_name(Policy p);
+
+}  // namespace snatgw

@@ -1,0 +1,125 @@
+// Per-worker public port partitions; see port_allocator.h.
+#include "port_allocator.h"
+
+#include <bit>
+#include <cassert>
+
+namespace snatgw {
+
+Partition Partition::of(uint16_t port_min, uint16_t port_max, uint16_t worker, uint16_t workers) {
+    Partition p;
+    p.step = workers;
+    if (port_min > port_max || workers == 0 || worker >= workers) return p;
+    const uint32_t offset = (worker + workers - port_min % workers) % workers;
+    const uint32_t first = uint32_t{port_min} + offset;
+    if (first > port_max) return p;
+    p.first = static_cast<uint16_t>(first);
+    p.count = (port_max - first) / workers + 1;
+    return p;
+}
+
+PortAllocator::PortAllocator(uint16_t worker, uint16_t workers, uint64_t seed)
+    : worker_(worker), workers_(workers), rng_(seed | 1) {}
+
+void PortAllocator::add_address(uint32_t addr, uint16_t port_min, uint16_t port_max) {
+    if (slots_.count(addr) != 0) return;
+    AddressPorts ap;
+    ap.part = Partition::of(port_min, port_max, worker_, workers_);
+    for (Space& s : ap.spaces) {
+        s.users.assign(ap.part.count, 0);
+        s.unused.assign((ap.part.count + 63) / 64, ~uint64_t{0});
+        if (ap.part.count % 64 != 0 && !s.unused.empty())
+            s.unused.back() = (uint64_t{1} << (ap.part.count % 64)) - 1;
+    }
+    slots_.emplace(addr, static_cast<uint32_t>(addrs_.size()));
+    addrs_.push_back(std::move(ap));
+}
+
+PortAllocator::AddressPorts* PortAllocator::find(uint32_t addr) {
+    auto it = slots_.find(addr);
+    return it == slots_.end() ? nullptr : &addrs_[it->second];
+}
+
+const PortAllocator::AddressPorts* PortAllocator::find(uint32_t addr) const {
+    auto it = slots_.find(addr);
+    return it == slots_.end() ? nullptr : &addrs_[it->second];
+}
+
+uint32_t PortAllocator::random_below(uint32_t n) {
+    // xorshift64*: fast, per worker, no shared state. Unpredictable enough to defeat port
+    // guessing from outside (the seed comes from the OS at start).
+    rng_ ^= rng_ >> 12;
+    rng_ ^= rng_ << 25;
+    rng_ ^= rng_ >> 27;
+    const uint64_t r = rng_ * 0x2545F4914F6CDD1DULL;
+    return static_cast<uint32_t>(((r >> 32) * n) >> 32);
+}
+
+std::optional<uint32_t> PortAllocator::find_unused(const Space& s, uint32_t count,
+                                                   uint32_t start) const {
+    const std::size_t words = s.unused.size();
+    std::size_t w = start / 64;
+    // First word: only bits at or after start.
+    uint64_t bits = s.unused[w] & (~uint64_t{0} << (start % 64));
+    for (std::size_t n = 0; n <= words; ++n) {
+        if (bits != 0) {
+            const uint32_t idx = static_cast<uint32_t>(w * 64 + std::countr_zero(bits));
+            if (idx < count) return idx;
+        }
+        w = (w + 1 == words) ? 0 : w + 1;
+        bits = s.unused[w];
+    }
+    return std::nullopt;
+}
+
+void PortAllocator::acquire(uint32_t addr, PortSpace space, uint16_t port) {
+    AddressPorts* ap = find(addr);
+    assert(ap != nullptr && ap->part.contains(port));
+    if (ap == nullptr || !ap->part.contains(port)) return;
+    Space& s = ap->spaces[static_cast<int>(space)];
+    const uint32_t idx = ap->part.index_of(port);
+    if (s.users[idx]++ == 0) {
+        s.unused[idx / 64] &= ~(uint64_t{1} << (idx % 64));
+        ++s.in_use;
+    }
+}
+
+void PortAllocator::release(uint32_t addr, PortSpace space, uint16_t port) {
+    AddressPorts* ap = find(addr);
+    assert(ap != nullptr && ap->part.contains(port));
+    if (ap == nullptr || !ap->part.contains(port)) return;
+    Space& s = ap->spaces[static_cast<int>(space)];
+    const uint32_t idx = ap->part.index_of(port);
+    assert(s.users[idx] > 0);
+    if (s.users[idx] == 0) return;
+    if (--s.users[idx] == 0) {
+        s.unused[idx / 64] |= uint64_t{1} << (idx % 64);
+        --s.in_use;
+    }
+}
+
+uint32_t PortAllocator::use_count(uint32_t addr, PortSpace space, uint16_t port) const {
+    const AddressPorts* ap = find(addr);
+    if (ap == nullptr || !ap->part.contains(port)) return 0;
+    return ap->spaces[static_cast<int>(space)].users[ap->part.index_of(port)];
+}
+
+uint32_t PortAllocator::ports_in_use(uint32_t addr, PortSpace space) const {
+    const AddressPorts* ap = find(addr);
+    return ap == nullptr ? 0 : ap->spaces[static_cast<int>(space)].in_use;
+}
+
+uint32_t PortAllocator::partition_size(uint32_t addr) const {
+    const AddressPorts* ap = find(addr);
+    return ap == nullptr ? 0 : ap->part.count;
+}
+
+std::size_t PortAllocator::memory_bytes() const {
+    std::size_t total = addrs_.capacity() * sizeof(AddressPorts);
+    for (const AddressPorts& ap : addrs_)
+        for (const Space& s : ap.spaces)
+            total += s.users.capacity() * sizeof(uint32_t) + s.unused.capacity() * 8;
+    return total;
+}
+
+}  // namespace snatgw

@@ -1,0 +1,120 @@
+// Public ports of one worker (invariant I1).
+//
+// The port range of every pool address is split among the W workers by `port % W`, so the
+// owner of any (address, port) is computable from the port alone, in O(1), by anyone: that is
+// how a reply is steered to the worker holding its session. (With W a power of two the
+// partition is also a single masked rte_flow match on the port's low bits.)
+//
+// A PortAllocator belongs to exactly one worker and is only touched by it: no lock, no atomic.
+// Per address and protocol (TCP, UDP and ICMP identifiers are separate spaces) it keeps, for
+// each port of its partition, how many sessions use it, and a bitmap of unused ports.
+// Allocation picks an unused port from a random starting point (RFC 6056: unpredictable) so
+// any remote can take it. Only when every port of the partition already carries a session does
+// it look for a port whose (port, remote) pair is free (endpoint-dependent mapping), asking
+// the caller's `taken` predicate, which checks the outside session table.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+namespace snatgw {
+
+inline uint16_t port_owner(uint16_t port, uint16_t workers) {
+    return static_cast<uint16_t>(port % workers);
+}
+
+enum class PortSpace : uint8_t { Tcp, Udp, Icmp, Count };
+
+// The ports of [port_min, port_max] owned by `worker`: first, first + W, first + 2W, ...
+struct Partition {
+    uint16_t first = 0;
+    uint16_t step = 1;
+    uint32_t count = 0;
+
+    static Partition of(uint16_t port_min, uint16_t port_max, uint16_t worker, uint16_t workers);
+    uint16_t port_at(uint32_t index) const {
+        return static_cast<uint16_t>(first + index * step);
+    }
+    uint32_t index_of(uint16_t port) const { return (port - first) / step; }
+    bool contains(uint16_t port) const {
+        return count != 0 && port >= first && (port - first) % step == 0 &&
+               index_of(port) < count;
+    }
+};
+
+class PortAllocator {
+public:
+    PortAllocator(uint16_t worker, uint16_t workers, uint64_t seed);
+
+    uint16_t worker() const { return worker_; }
+    uint16_t workers() const { return workers_; }
+
+    // Makes `addr` allocatable with the given range. Safe to repeat.
+    void add_address(uint32_t addr, uint16_t port_min, uint16_t port_max);
+    bool has_address(uint32_t addr) const { return slots_.count(addr) != 0; }
+
+    // Picks a port of `addr` in `space` for a new session. `taken(port)` must say whether the
+    // (port, remote) pair is already held in the session table. Does not mark the port used:
+    // call acquire() once the session exists.
+    template <typename Taken>
+    std::optional<uint16_t> allocate(uint32_t addr, PortSpace space, Taken&& taken);
+
+    void acquire(uint32_t addr, PortSpace space, uint16_t port);
+    void release(uint32_t addr, PortSpace space, uint16_t port);
+
+    // Sessions using this port (0 when the port is not ours).
+    uint32_t use_count(uint32_t addr, PortSpace space, uint16_t port) const;
+    // Ports of the partition with at least one session.
+    uint32_t ports_in_use(uint32_t addr, PortSpace space) const;
+    uint32_t partition_size(uint32_t addr) const;
+
+    // Bytes held, for the memory figures.
+    std::size_t memory_bytes() const;
+
+private:
+    struct Space {
+        std::vector<uint32_t> users;     // sessions per partition index
+        std::vector<uint64_t> unused;    // bit set: no session uses this index
+        uint32_t in_use = 0;             // indexes with users > 0
+    };
+    struct AddressPorts {
+        Partition part;
+        Space spaces[static_cast<int>(PortSpace::Count)];
+    };
+
+    AddressPorts* find(uint32_t addr);
+    const AddressPorts* find(uint32_t addr) const;
+    uint32_t random_below(uint32_t n);
+    std::optional<uint32_t> find_unused(const Space& s, uint32_t count, uint32_t start) const;
+
+    uint16_t worker_;
+    uint16_t workers_;
+    uint64_t rng_;
+    std::unordered_map<uint32_t, uint32_t> slots_;  // address -> index in addrs_
+    std::vector<AddressPorts> addrs_;
+};
+
+template <typename Taken>
+std::optional<uint16_t> PortAllocator::allocate(uint32_t addr, PortSpace space, Taken&& taken) {
+    AddressPorts* ap = find(addr);
+    if (ap == nullptr || ap->part.count == 0) return std::nullopt;
+    const Partition& part = ap->part;
+    Space& s = ap->spaces[static_cast<int>(space)];
+    const uint32_t start = random_below(part.count);
+    if (s.in_use < part.count) {
+        if (auto idx = find_unused(s, part.count, start)) return part.port_at(*idx);
+    }
+    // Every port carries a session: find one whose pair with this remote is free. Bounded by
+    // the partition size; reached only under real pressure on one address.
+    for (uint32_t i = 0; i < part.count; ++i) {
+        uint32_t idx = start + i;
+        if (idx >= part.count) idx -= part.count;
+        const uint16_t port = part.port_at(idx);
+        if (!taken(port)) return port;
+    }
+    return std::nullopt;
+}
+
+}  // namespace snatgw
