@@ -63,9 +63,9 @@ struct NatWorker::Pending {
 NatWorker::NatWorker(const NatConfig* config, const WorkerParams& params)
     : config_(config),
       params_(params),
-      sessions_("sess_w" + std::to_string(params.worker_id), params.session_capacity,
+      sessions_(params.table_prefix + "sess_w" + std::to_string(params.worker_id), params.session_capacity,
                 params.socket_id),
-      hosts_("host_w" + std::to_string(params.worker_id), params.host_capacity,
+      hosts_(params.table_prefix + "host_w" + std::to_string(params.worker_id), params.host_capacity,
              params.socket_id),
       ports_(params.worker_id, config->workers, params.seed != 0 ? params.seed : os_seed()),
       lru_(sessions_.data()) {

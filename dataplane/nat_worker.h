@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "counters.h"
 #include "drop_reasons.h"
@@ -48,6 +49,7 @@ struct WorkerParams {
     uint32_t host_capacity = 1u << 14;
     int socket_id = 0;       // NUMA socket for the tables
     uint64_t seed = 0;       // port randomisation; 0 = from the OS
+    std::string table_prefix;  // DPDK object names are process-wide: keep them unique
 };
 
 class NatWorker {
