@@ -207,10 +207,7 @@ void NatWorker::process_chunk(Side side, Frame* frames, FrameResult* results, ui
         Pending& p = pend[which[j]];
         FrameResult& r = results[which[j]];
         int32_t id = idx[j];
-        // A session created or freed earlier in this chunk may have moved the answer.
-        if (mutations_ != mutations_before)
-            id = side == Side::Inside ? sessions_.lookup_inside(p.key)
-                                      : sessions_.lookup_outside(p.key);
+        if (mutations_ != mutations_before) id = revalidate(side, p.key, id);
         if (id >= 0) {
             ++counters_.found;
             fast_path(side, static_cast<uint32_t>(id), p, r, now_ms);
@@ -220,6 +217,18 @@ void NatWorker::process_chunk(Side side, Frame* frames, FrameResult* results, ui
             drop(r, p.icmp_error ? DropReason::IcmpErrorNoSession : DropReason::NoSession);
         }
     }
+}
+
+// The slow path created or freed sessions earlier in this chunk, so a bulk-lookup answer may be
+// stale: a hit may point at a freed (or reused) slot, a miss may have been created since.
+int32_t NatWorker::revalidate(Side side, const FlowKey& key, int32_t id) const {
+    if (id >= 0) {
+        const Session& s = sessions_.at(static_cast<uint32_t>(id));
+        const FlowKey have =
+            side == Side::Inside ? SessionTable::inside_key(s) : SessionTable::outside_key(s);
+        if ((s.flags & session_flag::kInUse) && have == key) return id;
+    }
+    return side == Side::Inside ? sessions_.lookup_inside(key) : sessions_.lookup_outside(key);
 }
 
 void NatWorker::fast_path(Side side, uint32_t idx, Pending& p, FrameResult& r, uint32_t now_ms) {

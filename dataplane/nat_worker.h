@@ -82,6 +82,7 @@ private:
     void process_chunk(Side side, Frame* frames, FrameResult* results, uint32_t n,
                        uint32_t now_ms);
     bool classify(Side side, Frame& f, FrameResult& r, Pending& p);
+    int32_t revalidate(Side side, const FlowKey& key, int32_t id) const;
     void fast_path(Side side, uint32_t idx, Pending& p, FrameResult& r, uint32_t now_ms);
     void slow_path_inside(Pending& p, FrameResult& r, uint32_t now_ms);
     int32_t create_session(const FlowKey& inside, const Pool& pool, FrameResult& r,

@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <cassert>
+#include <utility>
 
 namespace snatgw {
 
@@ -21,8 +22,12 @@ Partition Partition::of(uint16_t port_min, uint16_t port_max, uint16_t worker, u
 PortAllocator::PortAllocator(uint16_t worker, uint16_t workers, uint64_t seed)
     : worker_(worker), workers_(workers), rng_(seed | 1) {}
 
+namespace {
+uint32_t slot_hash(uint32_t addr) { return (addr * 0x9E3779B1u) ^ (addr >> 16); }
+}  // namespace
+
 void PortAllocator::add_address(uint32_t addr, uint16_t port_min, uint16_t port_max) {
-    if (slots_.count(addr) != 0) return;
+    if (find(addr) != nullptr) return;
     AddressPorts ap;
     ap.part = Partition::of(port_min, port_max, worker_, workers_);
     for (Space& s : ap.spaces) {
@@ -31,18 +36,38 @@ void PortAllocator::add_address(uint32_t addr, uint16_t port_min, uint16_t port_
         if (ap.part.count % 64 != 0 && !s.unused.empty())
             s.unused.back() = (uint64_t{1} << (ap.part.count % 64)) - 1;
     }
-    slots_.emplace(addr, static_cast<uint32_t>(addrs_.size()));
     addrs_.push_back(std::move(ap));
+    // Keep the address index at most half full; rebuild it when it grows.
+    if (slots_.size() < addrs_.size() * 2) {
+        std::size_t size = 16;
+        while (size < addrs_.size() * 4) size *= 2;
+        slots_.assign(size, SlotEntry{0, kEmpty});
+        for (uint32_t i = 0; i < addrs_.size(); ++i) {
+            const uint32_t a = i + 1 == addrs_.size() ? addr : addr_of_[i];
+            std::size_t h = slot_hash(a) & (size - 1);
+            while (slots_[h].index != kEmpty) h = (h + 1) & (size - 1);
+            slots_[h] = SlotEntry{a, i};
+        }
+    } else {
+        const std::size_t mask = slots_.size() - 1;
+        std::size_t h = slot_hash(addr) & mask;
+        while (slots_[h].index != kEmpty) h = (h + 1) & mask;
+        slots_[h] = SlotEntry{addr, static_cast<uint32_t>(addrs_.size() - 1)};
+    }
+    addr_of_.push_back(addr);
 }
 
 PortAllocator::AddressPorts* PortAllocator::find(uint32_t addr) {
-    auto it = slots_.find(addr);
-    return it == slots_.end() ? nullptr : &addrs_[it->second];
+    return const_cast<AddressPorts*>(std::as_const(*this).find(addr));
 }
 
 const PortAllocator::AddressPorts* PortAllocator::find(uint32_t addr) const {
-    auto it = slots_.find(addr);
-    return it == slots_.end() ? nullptr : &addrs_[it->second];
+    if (slots_.empty()) return nullptr;
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t h = slot_hash(addr) & mask;; h = (h + 1) & mask) {
+        if (slots_[h].index == kEmpty) return nullptr;
+        if (slots_[h].addr == addr) return &addrs_[slots_[h].index];
+    }
 }
 
 uint32_t PortAllocator::random_below(uint32_t n) {
@@ -115,7 +140,8 @@ uint32_t PortAllocator::partition_size(uint32_t addr) const {
 }
 
 std::size_t PortAllocator::memory_bytes() const {
-    std::size_t total = addrs_.capacity() * sizeof(AddressPorts);
+    std::size_t total = addrs_.capacity() * sizeof(AddressPorts) +
+                        slots_.capacity() * sizeof(SlotEntry) + addr_of_.capacity() * 4;
     for (const AddressPorts& ap : addrs_)
         for (const Space& s : ap.spaces)
             total += s.users.capacity() * sizeof(uint32_t) + s.unused.capacity() * 8;

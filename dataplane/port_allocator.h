@@ -16,7 +16,6 @@
 
 #include <cstdint>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 namespace snatgw {
@@ -53,7 +52,7 @@ public:
 
     // Makes `addr` allocatable with the given range. Safe to repeat.
     void add_address(uint32_t addr, uint16_t port_min, uint16_t port_max);
-    bool has_address(uint32_t addr) const { return slots_.count(addr) != 0; }
+    bool has_address(uint32_t addr) const { return find(addr) != nullptr; }
 
     // Picks a port of `addr` in `space` for a new session. `taken(port)` must say whether the
     // (port, remote) pair is already held in the session table. Does not mark the port used:
@@ -92,8 +91,16 @@ private:
     uint16_t worker_;
     uint16_t workers_;
     uint64_t rng_;
-    std::unordered_map<uint32_t, uint32_t> slots_;  // address -> index in addrs_
+    // Address -> index in addrs_: open addressing, linear probing, power-of-two size (the
+    // packet path looks an address up on every new session; std::unordered_map was a hotspot).
+    static constexpr uint32_t kEmpty = 0xffffffffu;
+    struct SlotEntry {
+        uint32_t addr;
+        uint32_t index;
+    };
+    std::vector<SlotEntry> slots_;
     std::vector<AddressPorts> addrs_;
+    std::vector<uint32_t> addr_of_;  // addrs_[i] belongs to addr_of_[i]
 };
 
 template <typename Taken>

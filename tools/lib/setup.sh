@@ -1,0 +1,60 @@
+# Shared by tools/demo and tools/test: install what snatgw needs from Debian 12 and prepare
+# hugepages. Sourced, not run. Everything here is idempotent.
+
+SNATGW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+# Build and test dependencies, Debian 12 package names.
+SNATGW_PACKAGES=(
+    g++ pkg-config meson ninja-build
+    libdpdk-dev dpdk
+    libboost-program-options-dev nlohmann-json3-dev
+    libgtest-dev
+)
+
+snatgw_log() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+snatgw_require_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "run this as root: it installs packages, reserves hugepages and runs DPDK" >&2
+        exit 1
+    fi
+}
+
+snatgw_install_packages() {
+    local missing=()
+    for p in "${SNATGW_PACKAGES[@]}" "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "packages: all present"
+        return
+    fi
+    echo "packages: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q </dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+}
+
+# Reserve 2 MiB hugepages if fewer than $1 are there. Prints nothing on success; failure is not
+# fatal (callers fall back to --no-huge).
+snatgw_hugepages() {
+    local want="$1" have
+    have=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)
+    if [ "$have" -lt "$want" ]; then
+        echo "$want" > /proc/sys/vm/nr_hugepages 2>/dev/null || true
+        have=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)
+    fi
+    echo "hugepages: $have x 2 MiB"
+    [ "$have" -ge "$want" ]
+}
+
+# meson setup (or reconfigure) + ninja. $1 = build dir, rest = meson options.
+snatgw_build() {
+    local dir="$1"; shift
+    if [ -f "$SNATGW_ROOT/$dir/build.ninja" ]; then
+        meson setup --reconfigure "$SNATGW_ROOT/$dir" "$SNATGW_ROOT" "$@" >/dev/null
+    else
+        meson setup "$SNATGW_ROOT/$dir" "$SNATGW_ROOT" "$@" >/dev/null
+    fi
+    ninja -C "$SNATGW_ROOT/$dir"
+}
