@@ -211,7 +211,9 @@ TcpVerdict tcp_track(Session& s, int dir, const TcpSegment& seg, Policy policy) 
     if (beyond || old) {
         switch (policy) {
             case Policy::Liberal:
-                return {};
+                // Forwarded, and tracked as if in window: the state machine must keep up (a
+                // close after a window overrun must still reach TIME_WAIT and free the pair).
+                break;
             case Policy::RetransOk:
                 if (!beyond) return {};  // an old duplicate: let the endpoint deal with it
                 return {false, DropReason::TcpOutOfWindow};
@@ -220,7 +222,7 @@ TcpVerdict tcp_track(Session& s, int dir, const TcpSegment& seg, Policy policy) 
         }
     }
 
-    // In window: update the tracking data (conntrack's "update sender/receiver data").
+    // Update the tracking data (conntrack's "update sender/receiver data").
     if (s.td_maxwin[dir] < win) s.td_maxwin[dir] = win;
     if (after(end, s.td_end[dir])) s.td_end[dir] = end;
     if (ack_flag) {
