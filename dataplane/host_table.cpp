@@ -10,12 +10,21 @@
 
 namespace snatgw {
 
+namespace {
+// 16 bytes although the address is 4: rte_hash compares 16-byte keys with one vector compare,
+// other lengths with memcmp (a hotspot when every new session looks its host up).
+struct HostKey {
+    uint32_t addr, pad0, pad1, pad2;
+};
+static_assert(sizeof(HostKey) == 16);
+}  // namespace
+
 HostTable::HostTable(const std::string& name, uint32_t capacity, int socket_id)
     : capacity_(capacity) {
     rte_hash_parameters p{};
     p.name = name.c_str();
     p.entries = capacity < 8 ? 8 : capacity;
-    p.key_len = sizeof(uint32_t);
+    p.key_len = sizeof(HostKey);
     p.hash_func = rte_hash_crc;
     p.socket_id = socket_id;
     hash_ = rte_hash_create(&p);
@@ -36,14 +45,16 @@ HostTable::~HostTable() {
 }
 
 HostEntry* HostTable::find(uint32_t inside_addr) {
-    const int32_t pos = rte_hash_lookup(hash_, &inside_addr);
+    const HostKey key{inside_addr, 0, 0, 0};
+    const int32_t pos = rte_hash_lookup(hash_, &key);
     return pos < 0 ? nullptr : &entries_[pos];
 }
 
 HostEntry* HostTable::find_or_add(uint32_t inside_addr) {
     if (HostEntry* e = find(inside_addr)) return e;
     if (size_ >= capacity_) return nullptr;
-    const int32_t pos = rte_hash_add_key(hash_, &inside_addr);
+    const HostKey key{inside_addr, 0, 0, 0};
+    const int32_t pos = rte_hash_add_key(hash_, &key);
     if (pos < 0) return nullptr;
     ++size_;
     entries_[pos] = HostEntry{0, 0, 0};
@@ -51,7 +62,8 @@ HostEntry* HostTable::find_or_add(uint32_t inside_addr) {
 }
 
 void HostTable::remove(uint32_t inside_addr) {
-    if (rte_hash_del_key(hash_, &inside_addr) >= 0) --size_;
+    const HostKey key{inside_addr, 0, 0, 0};
+    if (rte_hash_del_key(hash_, &key) >= 0) --size_;
 }
 
 }  // namespace snatgw

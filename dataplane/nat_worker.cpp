@@ -17,7 +17,6 @@ namespace snatgw {
 
 namespace {
 
-constexpr uint32_t kChunk = 32;
 
 PortSpace space_of(uint8_t proto) {
     switch (proto) {
@@ -114,8 +113,8 @@ void NatWorker::set_state(Session& s, TcpState st) {
 
 void NatWorker::process(Side side, Frame* frames, FrameResult* results, uint32_t n,
                         uint32_t now_ms) {
-    for (uint32_t off = 0; off < n; off += kChunk) {
-        const uint32_t m = n - off < kChunk ? n - off : kChunk;
+    for (uint32_t off = 0; off < n; off += kChunkMax) {
+        const uint32_t m = n - off < kChunkMax ? n - off : kChunkMax;
         process_chunk(side, frames + off, results + off, m, now_ms);
     }
 }
@@ -179,10 +178,10 @@ bool NatWorker::classify(Side side, Frame& f, FrameResult& r, Pending& p) {
 
 void NatWorker::process_chunk(Side side, Frame* frames, FrameResult* results, uint32_t n,
                               uint32_t now_ms) {
-    Pending pend[kChunk];
-    const FlowKey* keys[kChunk];
-    uint32_t which[kChunk];
-    int32_t idx[kChunk];
+    Pending pend[kChunkMax];
+    const FlowKey* keys[kChunkMax];
+    uint32_t which[kChunkMax];
+    int32_t idx[kChunkMax];
     uint32_t nkeys = 0;
 
     counters_.rx[static_cast<int>(side)] += n;
@@ -202,12 +201,18 @@ void NatWorker::process_chunk(Side side, Frame* frames, FrameResult* results, ui
     for (uint32_t j = 0; j < nkeys; ++j)
         if (idx[j] >= 0) rte_prefetch0(&sessions_.at(static_cast<uint32_t>(idx[j])));
 
-    const uint32_t mutations_before = mutations_;
+    chunk_created_ = 0;
+    const uint32_t frees_before = frees_;
     for (uint32_t j = 0; j < nkeys; ++j) {
         Pending& p = pend[which[j]];
         FrameResult& r = results[which[j]];
         int32_t id = idx[j];
-        if (mutations_ != mutations_before) id = revalidate(side, p.key, id);
+        // The slow path may have changed the table earlier in this chunk: a hit may point at a
+        // freed (or reused) slot, a miss may have been created since.
+        if (id >= 0 && frees_ != frees_before && !session_matches(side, p.key, id))
+            id = side == Side::Inside ? sessions_.lookup_inside(p.key)
+                                      : sessions_.lookup_outside(p.key);
+        if (id < 0 && chunk_created_ != 0) id = created_in_chunk(p.key);
         if (id >= 0) {
             ++counters_.found;
             fast_path(side, static_cast<uint32_t>(id), p, r, now_ms);
@@ -219,16 +224,20 @@ void NatWorker::process_chunk(Side side, Frame* frames, FrameResult* results, ui
     }
 }
 
-// The slow path created or freed sessions earlier in this chunk, so a bulk-lookup answer may be
-// stale: a hit may point at a freed (or reused) slot, a miss may have been created since.
-int32_t NatWorker::revalidate(Side side, const FlowKey& key, int32_t id) const {
-    if (id >= 0) {
-        const Session& s = sessions_.at(static_cast<uint32_t>(id));
-        const FlowKey have =
-            side == Side::Inside ? SessionTable::inside_key(s) : SessionTable::outside_key(s);
-        if ((s.flags & session_flag::kInUse) && have == key) return id;
+bool NatWorker::session_matches(Side side, const FlowKey& key, int32_t id) const {
+    const Session& s = sessions_.at(static_cast<uint32_t>(id));
+    const FlowKey have =
+        side == Side::Inside ? SessionTable::inside_key(s) : SessionTable::outside_key(s);
+    return (s.flags & session_flag::kInUse) && have == key;
+}
+
+// Sessions are only created from the inside, so `key` is an inside key.
+int32_t NatWorker::created_in_chunk(const FlowKey& key) const {
+    for (uint32_t i = 0; i < chunk_created_; ++i) {
+        const int32_t id = static_cast<int32_t>(chunk_created_idx_[i]);
+        if (session_matches(Side::Inside, key, id)) return id;
     }
-    return side == Side::Inside ? sessions_.lookup_inside(key) : sessions_.lookup_outside(key);
+    return -1;
 }
 
 void NatWorker::fast_path(Side side, uint32_t idx, Pending& p, FrameResult& r, uint32_t now_ms) {
@@ -400,7 +409,7 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
     if (in.proto == kProtoUdp) ++counters_.udp_sessions;
     if (in.proto == kProtoIcmp) ++counters_.icmp_sessions;
     ++counters_.sessions_created;
-    ++mutations_;
+    if (chunk_created_ < kChunkMax) chunk_created_idx_[chunk_created_++] = static_cast<uint32_t>(id);
     return id;
 }
 
@@ -443,7 +452,7 @@ void NatWorker::free_session(uint32_t idx) {
     else --counters_.icmp_sessions;
     sessions_.remove(idx);
     ++counters_.sessions_freed;
-    ++mutations_;
+    ++frees_;
 }
 
 void NatWorker::expire_one(uint32_t idx, uint32_t now_ms) {

@@ -82,7 +82,8 @@ private:
     void process_chunk(Side side, Frame* frames, FrameResult* results, uint32_t n,
                        uint32_t now_ms);
     bool classify(Side side, Frame& f, FrameResult& r, Pending& p);
-    int32_t revalidate(Side side, const FlowKey& key, int32_t id) const;
+    bool session_matches(Side side, const FlowKey& key, int32_t id) const;
+    int32_t created_in_chunk(const FlowKey& key) const;
     void fast_path(Side side, uint32_t idx, Pending& p, FrameResult& r, uint32_t now_ms);
     void slow_path_inside(Pending& p, FrameResult& r, uint32_t now_ms);
     int32_t create_session(const FlowKey& inside, const Pool& pool, FrameResult& r,
@@ -103,7 +104,12 @@ private:
     PortAllocator ports_;
     ExpiryLists lru_;
     WorkerCounters counters_;
-    uint32_t mutations_ = 0;  // slow-path table changes, to revalidate hits within a chunk
+    // Frames are handled in chunks of kChunkMax (one bulk lookup each). Within a chunk the
+    // slow path may create or free sessions; these let later frames of the chunk see it.
+    static constexpr uint32_t kChunkMax = 32;
+    uint32_t frees_ = 0;
+    uint32_t chunk_created_ = 0;
+    uint32_t chunk_created_idx_[kChunkMax] = {};
 };
 
 }  // namespace snatgw

@@ -111,7 +111,11 @@ std::optional<uint16_t> PortAllocator::allocate(uint32_t addr, PortSpace space, 
     Space& s = ap->spaces[static_cast<int>(space)];
     const uint32_t start = random_below(part.count);
     if (s.in_use < part.count) {
-        if (auto idx = find_unused(s, part.count, start)) return part.port_at(*idx);
+        if (auto idx = find_unused(s, part.count, start)) {
+            // acquire() comes after the session inserts: start loading its counter now.
+            __builtin_prefetch(&s.users[*idx], 1);
+            return part.port_at(*idx);
+        }
     }
     // Every port carries a session: find one whose pair with this remote is free. Bounded by
     // the partition size; reached only under real pressure on one address.
