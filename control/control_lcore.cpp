@@ -1,0 +1,220 @@
+// The main lcore's gateway duties; see control_lcore.h.
+#include "control_lcore.h"
+
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <cstring>
+
+#include "byte_order.h"
+#include "packet_view.h"
+
+namespace snatgw {
+
+namespace {
+
+constexpr uint32_t kPollBurst = 32;
+constexpr uint64_t kReachableMs = 30000;  // re-confirm a neighbour after this long
+constexpr uint64_t kHoldMaxMs = 1000;     // a frame waits at most this long for ARP
+
+}  // namespace
+
+ControlLcore::ControlLcore(WorkerShared& shared, NeighbourTable& neighbours,
+                           rte_mempool* pool_by_side[2], std::vector<uint32_t> outside_extra)
+    : shared_(shared),
+      neighbours_(neighbours),
+      hold_(4, 1024),
+      pool_{pool_by_side[0], pool_by_side[1]},
+      icmp_rate_(1000, 100) {
+    responder_[0] = ArpResponder(shared.port[0].mac, {shared.port[0].addr});
+    outside_extra.push_back(shared.port[1].addr);
+    responder_[1] = ArpResponder(shared.port[1].mac, outside_extra);
+}
+
+rte_mbuf* ControlLcore::alloc(int side) {
+    rte_mbuf* m = rte_pktmbuf_alloc(pool_[side]);
+    if (m == nullptr) ++counters_.alloc_failed;
+    return m;
+}
+
+void ControlLcore::send(rte_mbuf* m, int side) {
+    meta(m)->out_side = static_cast<uint8_t>(side);
+    meta(m)->reason = PuntReason::Transmit;
+    if (rte_ring_sp_enqueue(shared_.control_tx[0], m) != 0) {
+        ++counters_.control_ring_full;
+        rte_pktmbuf_free(m);
+    }
+}
+
+int ControlLcore::side_for_next_hop(uint32_t ip) const {
+    const PortInfo& in = shared_.port[0];
+    return (ip & in.mask) == in.subnet ? 0 : 1;
+}
+
+void ControlLcore::request(int side, uint32_t ip, uint64_t now_ms) {
+    if (!neighbours_.needs_request(ip, now_ms)) return;
+    rte_mbuf* m = alloc(side);
+    if (m == nullptr) return;
+    const PortInfo& p = shared_.port[side];
+    const uint32_t len = build_arp_request(rte_pktmbuf_mtod(m, uint8_t*),
+                                           rte_pktmbuf_tailroom(m), p.mac, p.addr, ip);
+    if (len == 0) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    m->data_len = static_cast<uint16_t>(len);
+    m->pkt_len = len;
+    ++counters_.arp_requests_sent;
+    send(m, side);
+}
+
+void ControlLcore::announce(uint64_t now_ms, const std::vector<uint32_t>& next_hops) {
+    for (int side = 0; side < 2; ++side) {
+        for (uint32_t addr : responder_[side].addresses()) {
+            rte_mbuf* m = alloc(side);
+            if (m == nullptr) continue;
+            const uint32_t len = build_gratuitous_arp(rte_pktmbuf_mtod(m, uint8_t*),
+                                                      rte_pktmbuf_tailroom(m),
+                                                      shared_.port[side].mac, addr);
+            m->data_len = static_cast<uint16_t>(len);
+            m->pkt_len = len;
+            if (len == 0) rte_pktmbuf_free(m);
+            else send(m, side);
+        }
+    }
+    for (uint32_t nh : next_hops) request(side_for_next_hop(nh), nh, now_ms);
+}
+
+uint32_t ControlLcore::poll(uint64_t now_ms) {
+    uint32_t total = 0;
+    for (uint16_t w = 0; w < shared_.workers; ++w) {
+        rte_mbuf* pkts[kPollBurst];
+        const unsigned n = rte_ring_sc_dequeue_burst(shared_.punt[w],
+                                                     reinterpret_cast<void**>(pkts), kPollBurst,
+                                                     nullptr);
+        for (unsigned i = 0; i < n; ++i) handle(pkts[i], now_ms);
+        total += n;
+    }
+    return total;
+}
+
+void ControlLcore::handle(rte_mbuf* m, uint64_t now_ms) {
+    const MbufMeta& mm = *meta(m);
+    const int side = side_of_port(mm.rx_port);
+    switch (mm.reason) {
+        case PuntReason::Arp: return handle_arp(m, side, now_ms);
+        case PuntReason::Local: return handle_local(m, side);
+        case PuntReason::TtlExceeded: return handle_ttl(m, side, now_ms);
+        case PuntReason::NoNeighbour: return handle_no_neighbour(m, now_ms);
+        case PuntReason::Transmit: break;
+    }
+    rte_pktmbuf_free(m);
+}
+
+void ControlLcore::handle_arp(rte_mbuf* m, int side, uint64_t now_ms) {
+    const auto arp = parse_arp(rte_pktmbuf_mtod(m, const uint8_t*), m->data_len);
+    if (!arp) {
+        ++counters_.arp_ignored;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    const PortInfo& p = shared_.port[side];
+    // Learn neighbours on our own subnet only (a reply, or a request that names us).
+    if (arp_sender_learnable(*arp) && (arp->sender_ip & p.mask) == p.subnet &&
+        (arp->op == kArpOpReply || responder_[side].answers_for(arp->target_ip))) {
+        if (neighbours_.learn(arp->sender_ip, arp->sender_mac, now_ms)) {
+            ++counters_.arp_learned;
+            for (void* held : hold_.release(arp->sender_ip)) {
+                auto* hm = static_cast<rte_mbuf*>(held);
+                uint8_t* f = rte_pktmbuf_mtod(hm, uint8_t*);
+                const int out = meta(hm)->out_side;
+                std::memcpy(f, arp->sender_mac.data(), 6);
+                std::memcpy(f + 6, shared_.port[out].mac.data(), 6);
+                ++counters_.released;
+                send(hm, out);
+            }
+        }
+    }
+    if (responder_[side].should_reply(*arp)) {
+        uint8_t reply[kArpFrameLen];
+        const uint32_t len = responder_[side].reply(*arp, reply, sizeof(reply));
+        if (len != 0 && rte_pktmbuf_tailroom(m) + m->data_len >= len) {
+            std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), reply, len);
+            m->data_len = static_cast<uint16_t>(len);
+            m->pkt_len = len;
+            ++counters_.arp_requests_answered;
+            send(m, side);
+            return;
+        }
+    }
+    rte_pktmbuf_free(m);
+}
+
+void ControlLcore::handle_local(rte_mbuf* m, int side) {
+    const uint32_t len = build_echo_reply(rte_pktmbuf_mtod(m, uint8_t*), m->data_len);
+    if (len == 0) {
+        ++counters_.local_dropped;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    m->data_len = static_cast<uint16_t>(len);
+    m->pkt_len = len;
+    ++counters_.echo_replies;
+    send(m, side);
+}
+
+void ControlLcore::handle_ttl(rte_mbuf* m, int side, uint64_t now_ms) {
+    if (!icmp_rate_.take(now_ms)) {
+        ++counters_.icmp_rate_limited;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    rte_mbuf* out = alloc(side);
+    if (out == nullptr) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    // Back to the previous hop, from the address of the port the packet came in on.
+    const uint8_t* orig = rte_pktmbuf_mtod(m, const uint8_t*);
+    MacAddr prev_hop;
+    std::memcpy(prev_hop.data(), orig + 6, 6);
+    const PortInfo& p = shared_.port[side];
+    const uint32_t len = build_icmp_error(rte_pktmbuf_mtod(out, uint8_t*),
+                                          rte_pktmbuf_tailroom(out), orig, m->data_len,
+                                          kIcmpTimeExceeded, 0, p.addr, p.mac, prev_hop);
+    rte_pktmbuf_free(m);
+    if (len == 0) {  // never about an ICMP error, a broadcast or an unspecified source
+        rte_pktmbuf_free(out);
+        return;
+    }
+    out->data_len = static_cast<uint16_t>(len);
+    out->pkt_len = len;
+    ++counters_.time_exceeded_sent;
+    send(out, side);
+}
+
+void ControlLcore::handle_no_neighbour(rte_mbuf* m, uint64_t now_ms) {
+    const MbufMeta mm = *meta(m);
+    if (!hold_.hold(mm.next_hop, m, now_ms)) {
+        ++counters_.hold_dropped;
+        rte_pktmbuf_free(m);
+    } else {
+        ++counters_.held;
+    }
+    request(mm.out_side, mm.next_hop, now_ms);
+}
+
+void ControlLcore::housekeeping(uint64_t now_ms) {
+    neighbours_.expire(now_ms, kReachableMs);
+    for (uint32_t ip : neighbours_.due_refreshes(now_ms)) request(side_for_next_hop(ip), ip, now_ms);
+    for (void* p : hold_.expire(now_ms, kHoldMaxMs)) {
+        ++counters_.hold_dropped;
+        rte_pktmbuf_free(static_cast<rte_mbuf*>(p));
+    }
+}
+
+void ControlLcore::drain() {
+    for (void* p : hold_.drain()) rte_pktmbuf_free(static_cast<rte_mbuf*>(p));
+}
+
+}  // namespace snatgw

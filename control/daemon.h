@@ -1,0 +1,50 @@
+// The snatgw daemon: brings up DPDK (EAL, ports, rings, tables), launches the worker lcores,
+// runs the control duties on the main lcore until asked to stop, then stops cleanly and reports.
+//
+// Start-up errors are thrown (std::runtime_error and friends) with one clear sentence; main()
+// prints it and exits non-zero. Nothing is left running on a failed start.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon_config.h"
+#include "steering.h"
+
+namespace snatgw {
+
+class Daemon {
+public:
+    explicit Daemon(DaemonConfig config);
+    ~Daemon();
+
+    // EAL, ports, tables, workers. Throws on any failure.
+    void start(const char* argv0);
+    // Runs the control duties until stop() (from a signal handler) is called.
+    void run();
+    // Async-signal-safe: asks run() to return.
+    void stop() { stop_requested_.store(true); }
+    // Asks run() to print the counters (SIGUSR1).
+    void request_stats() { stats_requested_.store(true); }
+    // The current counters as text.
+    std::string stats() const;
+
+private:
+    struct State;
+    void init_eal(const char* argv0);
+    void shutdown();
+
+    DaemonConfig config_;
+    std::unique_ptr<State> state_;
+    std::atomic<bool> stop_requested_{false};
+    std::atomic<bool> stats_requested_{false};
+    bool eal_up_ = false;
+};
+
+// The EAL arguments the daemon passes: the user's, plus --vdev for non-PCI ports, -l for the
+// lcores and --no-pci when no port is PCI (unless the user said otherwise).
+std::vector<std::string> eal_arguments(const DaemonConfig& c, const char* argv0);
+
+}  // namespace snatgw

@@ -1,0 +1,306 @@
+// The worker lcore loop; see worker_loop.h.
+#include "worker_loop.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <cstring>
+
+#include "arp.h"
+#include "byte_order.h"
+#include "checksum.h"
+#include "neighbour_table.h"
+#include "packet_view.h"
+#include "route_table.h"
+#include "translate.h"
+
+namespace snatgw {
+
+MbufMeta* meta(rte_mbuf* m) { return static_cast<MbufMeta*>(rte_mbuf_to_priv(m)); }
+
+namespace {
+
+constexpr uint16_t kMaxBurst = 64;
+
+int side_index(Side s) { return s == Side::Inside ? 0 : 1; }
+Side other(Side s) { return s == Side::Inside ? Side::Outside : Side::Inside; }
+
+class Loop {
+public:
+    explicit Loop(WorkerContext& c) : c_(c), s_(*c.shared), lc_(c.counters) {}
+
+    int run();
+
+private:
+    uint32_t now_ms() const {
+        return static_cast<uint32_t>((rte_rdtsc() - c_.start_tsc) / s_.tsc_per_ms);
+    }
+    uint16_t receive(Side side);
+    uint16_t receive_handoffs();
+    uint16_t drain_control_tx();
+    void handle(Side side, rte_mbuf** pkts, uint16_t n, bool steer);
+    void forward(rte_mbuf* m, Side out, uint32_t l3_off);
+    void forward_unmatched(rte_mbuf* m);
+    void transmit(rte_mbuf* m, Side out);
+    void punt(rte_mbuf* m, PuntReason why, Side out = Side::Inside, uint32_t next_hop = 0);
+    void hand_off(rte_mbuf* m, uint16_t to);
+    bool is_local(const rte_mbuf* m, Side side) const;
+    Side side_of_port(uint16_t port_id) const {
+        return port_id == s_.port[0].port_id ? Side::Inside : Side::Outside;
+    }
+
+    WorkerContext& c_;
+    const WorkerShared& s_;
+    LoopCounters& lc_;
+    rte_eth_dev_tx_buffer* txbuf_[2] = {nullptr, nullptr};
+};
+
+int Loop::run() {
+    for (int i = 0; i < 2; ++i) {
+        txbuf_[i] = static_cast<rte_eth_dev_tx_buffer*>(
+            rte_zmalloc_socket("txbuf", RTE_ETH_TX_BUFFER_SIZE(kMaxBurst), 0, rte_socket_id()));
+        if (txbuf_[i] == nullptr) return -1;
+        rte_eth_tx_buffer_init(txbuf_[i], s_.burst);
+        rte_eth_tx_buffer_set_err_callback(txbuf_[i], rte_eth_tx_buffer_count_callback,
+                                           &lc_.tx_dropped[i]);
+    }
+    uint32_t idle = 0;
+    uint32_t loops = 0;
+    while (s_.running->load(std::memory_order_relaxed)) {
+        uint32_t work = receive(Side::Inside);
+        work += receive(Side::Outside);
+        if (s_.workers > 1) work += receive_handoffs();
+        work += drain_control_tx();
+        for (int i = 0; i < 2; ++i) rte_eth_tx_buffer_flush(s_.port[i].port_id, c_.id, txbuf_[i]);
+
+        // Expiry: a few list heads per pass; cheap when nothing is due.
+        if (work == 0 || (++loops & 15) == 0) c_.engine->expire(now_ms(), 64);
+
+        if (work != 0) {
+            idle = 0;
+        } else if (++idle >= s_.idle_polls && s_.idle_sleep_us != 0) {
+            // Share the machine when there is nothing to do; bounded by idle_sleep_us.
+            rte_delay_us_sleep(s_.idle_sleep_us);
+            ++lc_.idle_sleeps;
+        }
+    }
+    for (int i = 0; i < 2; ++i) {
+        rte_eth_tx_buffer_flush(s_.port[i].port_id, c_.id, txbuf_[i]);
+        rte_free(txbuf_[i]);
+    }
+    return 0;
+}
+
+uint16_t Loop::receive(Side side) {
+    rte_mbuf* pkts[kMaxBurst];
+    const uint16_t n = rte_eth_rx_burst(s_.port[side_index(side)].port_id, c_.id, pkts, s_.burst);
+    if (n == 0) return 0;
+    lc_.rx[side_index(side)] += n;
+    handle(side, pkts, n, true);
+    return n;
+}
+
+uint16_t Loop::receive_handoffs() {
+    uint16_t total = 0;
+    for (uint16_t from = 0; from < s_.workers; ++from) {
+        if (from == c_.id) continue;
+        rte_mbuf* pkts[kMaxBurst];
+        const unsigned n =
+            rte_ring_sc_dequeue_burst(s_.handoff[from][c_.id], reinterpret_cast<void**>(pkts),
+                                      s_.burst, nullptr);
+        if (n == 0) continue;
+        lc_.handoff_received += n;
+        // A ring carries both sides; the receiving port says which. Keep order per side.
+        rte_mbuf* in[kMaxBurst];
+        rte_mbuf* out[kMaxBurst];
+        uint16_t ni = 0, no = 0;
+        for (unsigned i = 0; i < n; ++i) {
+            if (side_of_port(pkts[i]->port) == Side::Inside) in[ni++] = pkts[i];
+            else out[no++] = pkts[i];
+        }
+        if (ni) handle(Side::Inside, in, ni, false);
+        if (no) handle(Side::Outside, out, no, false);
+        total = static_cast<uint16_t>(total + n);
+    }
+    return total;
+}
+
+uint16_t Loop::drain_control_tx() {
+    rte_mbuf* pkts[kMaxBurst];
+    const unsigned n = rte_ring_sc_dequeue_burst(s_.control_tx[c_.id],
+                                                 reinterpret_cast<void**>(pkts), s_.burst, nullptr);
+    for (unsigned i = 0; i < n; ++i) {
+        const Side out = meta(pkts[i])->out_side == 0 ? Side::Inside : Side::Outside;
+        ++lc_.control_tx;
+        transmit(pkts[i], out);
+    }
+    return static_cast<uint16_t>(n);
+}
+
+bool Loop::is_local(const rte_mbuf* m, Side side) const {
+    // IPv4 to the interface address of the receiving port: for the gateway itself.
+    const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+    uint32_t off = kEthHeaderLen;
+    if (m->data_len < kEthHeaderLen + kIpv4MinHeader) return false;
+    uint16_t type = load_be16(f + 12);
+    if (type == kEtherTypeVlan) {
+        if (m->data_len < kEthHeaderLen + kVlanTagLen + kIpv4MinHeader) return false;
+        type = load_be16(f + 16);
+        off += kVlanTagLen;
+    }
+    return type == kEtherTypeIpv4 &&
+           load_be32(f + off + ipv4_off::kDst) == s_.port[side_index(side)].addr;
+}
+
+void Loop::handle(Side side, rte_mbuf** pkts, uint16_t n, bool steer) {
+    Frame frames[kMaxBurst];
+    FrameResult results[kMaxBurst];
+    rte_mbuf* mbufs[kMaxBurst];
+    uint16_t k = 0;
+    const bool soft_inside = steer && side == Side::Inside && s_.workers > 1 &&
+                             s_.steering.inside == InsideSteering::Software;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        if (m->nb_segs != 1) {
+            ++lc_.multi_segment;
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        if (is_local(m, side)) {
+            punt(m, PuntReason::Local);
+            continue;
+        }
+        if (soft_inside) {
+            const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+            if (m->data_len >= kEthHeaderLen + kIpv4MinHeader &&
+                load_be16(f + 12) == kEtherTypeIpv4) {
+                const uint16_t owner =
+                    inside_owner(csum::load32(f + kEthHeaderLen + ipv4_off::kSrc), s_.workers);
+                if (owner != c_.id) {
+                    hand_off(m, owner);
+                    continue;
+                }
+            }
+        }
+        frames[k] = Frame{rte_pktmbuf_mtod(m, uint8_t*), m->data_len};
+        mbufs[k++] = m;
+    }
+    if (k == 0) return;
+    c_.engine->process(side, frames, results, k, now_ms());
+    for (uint16_t i = 0; i < k; ++i) {
+        rte_mbuf* m = mbufs[i];
+        const FrameResult& r = results[i];
+        switch (r.verdict) {
+            case Verdict::Forward:
+                forward(m, other(side), r.l3_off);
+                break;
+            case Verdict::Handoff:
+                hand_off(m, r.worker);
+                break;
+            case Verdict::TtlExceeded:
+                punt(m, PuntReason::TtlExceeded);
+                break;
+            case Verdict::Punt:
+                punt(m, PuntReason::Arp);
+                break;
+            case Verdict::Drop:
+                if (r.reason == DropReason::NoRule && s_.forward_unmatched)
+                    forward_unmatched(m);
+                else
+                    rte_pktmbuf_free(m);
+                break;
+        }
+    }
+}
+
+void Loop::forward_unmatched(rte_mbuf* m) {
+    // Explicitly configured: inside traffic no rule covers leaves untranslated.
+    PacketView v;
+    if (parse_frame(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, v).cls != FrameClass::Ipv4 ||
+        packet_ttl(v) <= 1) {
+        rte_pktmbuf_free(m);
+        return;
+    }
+    decrement_ttl(v);
+    ++lc_.unmatched_forwarded;
+    forward(m, Side::Outside, v.l3_off);
+}
+
+void Loop::forward(rte_mbuf* m, Side out, uint32_t l3_off) {
+    uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
+    const uint32_t dst = load_be32(f + l3_off + ipv4_off::kDst);
+    uint32_t next_hop = 0;
+    if (out == Side::Outside) {
+        const auto nh = s_.routes->next_hop(dst);
+        if (!nh) {
+            ++lc_.no_route;
+            rte_pktmbuf_free(m);
+            return;
+        }
+        next_hop = *nh;
+    } else {
+        const PortInfo& in = s_.port[0];
+        if ((dst & in.mask) != in.subnet) {
+            ++lc_.no_route;
+            rte_pktmbuf_free(m);
+            return;
+        }
+        next_hop = dst;
+    }
+    // Frames leave untagged: drop an 802.1Q tag the engine kept.
+    if (l3_off == kEthHeaderLen + kVlanTagLen) {
+        rte_pktmbuf_adj(m, kVlanTagLen);
+        f = rte_pktmbuf_mtod(m, uint8_t*);
+        store_be16(f + 12, kEtherTypeIpv4);
+    }
+    MacAddr mac;
+    if (!s_.neighbours->lookup(next_hop, mac)) {
+        punt(m, PuntReason::NoNeighbour, out, next_hop);
+        return;
+    }
+    std::memcpy(f, mac.data(), 6);
+    std::memcpy(f + 6, s_.port[side_index(out)].mac.data(), 6);
+    transmit(m, out);
+}
+
+void Loop::transmit(rte_mbuf* m, Side out) {
+    const int i = side_index(out);
+    ++lc_.tx[i];
+    rte_eth_tx_buffer(s_.port[i].port_id, c_.id, txbuf_[i], m);
+}
+
+void Loop::punt(rte_mbuf* m, PuntReason why, Side out, uint32_t next_hop) {
+    MbufMeta* mm = meta(m);
+    mm->reason = why;
+    mm->out_side = static_cast<uint8_t>(side_index(out));
+    mm->rx_port = m->port;
+    mm->next_hop = next_hop;
+    if (rte_ring_sp_enqueue(s_.punt[c_.id], m) != 0) {
+        ++lc_.punt_ring_full;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    ++lc_.punted;
+}
+
+void Loop::hand_off(rte_mbuf* m, uint16_t to) {
+    if (to >= s_.workers || rte_ring_sp_enqueue(s_.handoff[c_.id][to], m) != 0) {
+        ++lc_.handoff_ring_full;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    ++lc_.handoff_sent;
+}
+
+}  // namespace
+
+int worker_main(void* arg) {
+    auto* ctx = static_cast<WorkerContext*>(arg);
+    Loop loop(*ctx);
+    return loop.run();
+}
+
+}  // namespace snatgw

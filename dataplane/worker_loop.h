@@ -1,0 +1,95 @@
+// The poll-mode loop of one worker lcore: receive bursts from its queue on the inside and the
+// outside port, steer (software handoff where the NIC cannot), run the NAT engine, rewrite
+// Ethernet for the next hop, transmit on the other port with buffered TX, and pass what is for
+// the gateway itself (ARP, pings to it, TTL expiry, unknown next-hop MAC) to the control lcore.
+//
+// Everything a worker touches is either its own (engine, counters, TX buffers) or read-only
+// while workers run (routes, ports), or lock-free by design (neighbour table, SPSC rings).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "counters.h"
+#include "nat_worker.h"
+#include "steering.h"
+
+struct rte_ring;
+struct rte_mbuf;
+struct rte_eth_dev_tx_buffer;
+
+namespace snatgw {
+
+class NeighbourTable;
+class RouteTable;
+
+inline constexpr uint16_t kMaxWorkers = 64;
+
+// Why a frame went to the control lcore (kept in the mbuf's private area).
+enum class PuntReason : uint8_t { Arp, Local, TtlExceeded, NoNeighbour, Transmit };
+
+// Per-mbuf metadata in the pool's private area (pools are created with room for it).
+struct MbufMeta {
+    PuntReason reason;
+    uint8_t out_side;    // Transmit / NoNeighbour: 0 inside, 1 outside
+    uint16_t rx_port;
+    uint32_t next_hop;   // NoNeighbour: the IPv4 next hop to resolve (host order)
+};
+MbufMeta* meta(rte_mbuf* m);
+
+struct PortInfo {
+    uint16_t port_id = 0;
+    uint32_t addr = 0;          // interface address, host order
+    uint32_t subnet = 0;        // host order
+    uint32_t mask = 0;
+    std::array<uint8_t, 6> mac{};
+};
+
+// Counters of the loop itself (the engine keeps its own). Written by the worker only.
+struct LoopCounters {
+    uint64_t rx[2] = {};             // by side
+    uint64_t tx[2] = {};
+    uint64_t tx_dropped[2] = {};     // TX queue full
+    uint64_t handoff_sent = 0;
+    uint64_t handoff_received = 0;
+    uint64_t handoff_ring_full = 0;  // dropped: the peer's ring was full
+    uint64_t punted = 0;
+    uint64_t punt_ring_full = 0;
+    uint64_t no_route = 0;
+    uint64_t unmatched_forwarded = 0;
+    uint64_t multi_segment = 0;      // dropped: frames spanning several mbufs
+    uint64_t idle_sleeps = 0;
+    uint64_t control_tx = 0;         // frames sent for the control lcore
+};
+
+// Set up by the main lcore before the workers start; read-only while they run.
+struct WorkerShared {
+    uint16_t workers = 1;
+    uint16_t burst = 32;
+    uint32_t idle_polls = 64;
+    uint32_t idle_sleep_us = 0;
+    bool forward_unmatched = false;
+    SteeringPlan steering;
+    PortInfo port[2];                              // [Side::Inside], [Side::Outside]
+    rte_ring* handoff[kMaxWorkers][kMaxWorkers] = {};  // [from][to], single producer/consumer
+    rte_ring* punt[kMaxWorkers] = {};              // worker -> control
+    rte_ring* control_tx[kMaxWorkers] = {};        // control -> worker, frames to send
+    const NeighbourTable* neighbours = nullptr;
+    const RouteTable* routes = nullptr;            // outside-bound next hops
+    std::atomic<bool>* running = nullptr;
+    uint64_t tsc_per_ms = 1;
+};
+
+struct WorkerContext {
+    uint16_t id = 0;
+    NatWorker* engine = nullptr;
+    const WorkerShared* shared = nullptr;
+    LoopCounters counters;
+    uint64_t start_tsc = 0;
+};
+
+// rte_eal_remote_launch entry point; arg is a WorkerContext*.
+int worker_main(void* arg);
+
+}  // namespace snatgw
