@@ -22,8 +22,9 @@ uint16_t find_port(const std::string& role, const std::string& device) {
     const std::string name = device_name(device);
     if (rte_eth_dev_get_port_by_name(name.c_str(), &id) != 0)
         throw PortError(role + " port: device '" + name +
-                        "' not found (for a NIC: bound to vfio-pci and listed by "
-                        "dpdk-devbind.py? for a vdev: is the interface there?)");
+                        "' not found (a NIC: bound to vfio-pci, see dpdk-devbind.py --status; "
+                        "a vdev: its driver refused it, see the EAL lines above: interface "
+                        "missing, or more queues asked than it has)");
     return id;
 }
 
