@@ -58,7 +58,11 @@ void rewrite_pair(uint8_t* l3, uint8_t* l4, uint32_t l4_avail, uint8_t proto, ui
         if (!(lay.zero_means_none && old_l4_csum == 0)) {
             if (lay.pseudo_header) new_l4_csum = csum::update32(new_l4_csum, old_addr, addr);
             new_l4_csum = csum::update16(new_l4_csum, old_port, port);
-            if (lay.zero_means_none && new_l4_csum == 0) new_l4_csum = 0xffff;
+            // 0xffff is always a valid zero: UDP must not send 0x0000 (no checksum), and an
+            // all-zero ICMP message (echo id 0, seq 0, no data) only verifies with 0xffff,
+            // which RFC 1624's eqn. 3 does not produce.
+            if ((lay.zero_means_none || !lay.pseudo_header) && new_l4_csum == 0)
+                new_l4_csum = 0xffff;
             store16(l4 + lay.csum_off, new_l4_csum);
         }
     }

@@ -1195,3 +1195,26 @@ TEST(NatTranslate, BurstSameAsOneByOne) {
 
 }  // namespace
 }  // namespace snatgw::test
+
+namespace snatgw::test {
+namespace {
+
+// An echo reply translated back to identifier 0, sequence 0, no data: every byte of the ICMP
+// message is zero but the checksum, which must then be 0xffff (0x0000 does not verify).
+TEST(NatTranslateIcmpZero, AllZeroEchoReplyGetsChecksumFfff) {
+    NatHarness h;
+    auto o = h.out(PacketBuilder().eth().ipv4(ip("198.18.0.7"), ip("198.19.0.100")).icmp_echo(8, 0, 0).build());
+    ASSERT_EQ(o.result.verdict, Verdict::Forward);
+    const auto d = decode(o.frame);
+    ASSERT_TRUE(d);
+    auto back = h.in(PacketBuilder().eth().ipv4(ip("198.19.0.100"), d->src).icmp_echo(0, d->icmp_id, 0).build());
+    ASSERT_EQ(back.result.verdict, Verdict::Forward);
+    const auto b = decode(back.frame);
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->icmp_id, 0);
+    EXPECT_TRUE(verify_checksums(back.frame).ok) << verify_checksums(back.frame).detail;
+    EXPECT_EQ(b->l4_checksum, 0xffff);
+}
+
+}  // namespace
+}  // namespace snatgw::test
