@@ -7,8 +7,14 @@ SNATGW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SNATGW_PACKAGES=(
     g++ pkg-config meson ninja-build
     libdpdk-dev dpdk
-    libboost-program-options-dev nlohmann-json3-dev
+    libboost-program-options-dev nlohmann-json3-dev libspdlog-dev
     libgtest-dev
+)
+
+# What the lab and the integration tests run: real Linux stacks, servers and clients.
+SNATGW_LAB_PACKAGES=(
+    iproute2 ethtool procps
+    nginx-light iperf3 curl iputils-ping traceroute tcpdump python3 python3-scapy
 )
 
 snatgw_log() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
