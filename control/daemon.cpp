@@ -5,6 +5,7 @@
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -12,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <stdexcept>
 
 #include "control_lcore.h"
@@ -267,7 +269,24 @@ std::string Daemon::stats() const {
         views.push_back({&st.engines[w]->counters(), &st.contexts[w]->counters,
                          st.engines[w]->sessions().size(), st.engines[w]->sessions().capacity()});
     static const ControlCounters kNone;
-    return format_stats(views, st.control ? st.control->counters() : kNone, st.shared.steering);
+    std::string out =
+        format_stats(views, st.control ? st.control->counters() : kNone, st.shared.steering);
+    // What the ports themselves saw: frames the driver could not deliver never reach a worker.
+    for (int side = 0; side < 2; ++side) {
+        if (!st.port[side]) continue;
+        rte_eth_stats es{};
+        if (rte_eth_stats_get(st.port[side]->id(), &es) != 0) continue;
+        char buf[256];
+        std::snprintf(buf, sizeof(buf),
+                      "port %s: rx=%llu missed=%llu rx_errors=%llu rx_nombuf=%llu tx=%llu "
+                      "tx_errors=%llu\n",
+                      st.port[side]->role().c_str(), (unsigned long long)es.ipackets,
+                      (unsigned long long)es.imissed, (unsigned long long)es.ierrors,
+                      (unsigned long long)es.rx_nombuf, (unsigned long long)es.opackets,
+                      (unsigned long long)es.oerrors);
+        out += buf;
+    }
+    return out;
 }
 
 void Daemon::shutdown() {
