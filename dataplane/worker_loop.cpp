@@ -68,7 +68,6 @@ int Loop::run() {
                                            &lc_.tx_dropped[i]);
     }
     uint32_t idle = 0;
-    uint32_t loops = 0;
     while (s_.running->load(std::memory_order_relaxed)) {
         uint32_t work = receive(Side::Inside);
         work += receive(Side::Outside);
@@ -76,8 +75,10 @@ int Loop::run() {
         work += drain_control_tx();
         for (int i = 0; i < 2; ++i) rte_eth_tx_buffer_flush(s_.port[i].port_id, c_.id, txbuf_[i]);
 
-        // Expiry: a few list heads per pass; cheap when nothing is due.
-        if (work == 0 || (++loops & 15) == 0) c_.engine->expire(now_ms(), 64);
+        // Expiry every pass: checking the list heads is cheap when nothing is due, and a
+        // budget well above a burst keeps up with any creation rate (a table that fills with
+        // sessions nobody expired makes new flows pay for evictions and port searches).
+        c_.engine->expire(now_ms(), 4u * kMaxBurst);
 
         if (work != 0) {
             idle = 0;

@@ -7,6 +7,7 @@
 #   SNL_GATEWAY    snatgw (default) | kernel - the gateway under test
 #   SNL_LAB_ARGS   extra `tools/lab up` arguments (e.g. "--workers 2 --vdev af_packet")
 #   SNL_KEEP_LAB   1: leave a lab this test brought up running at the end
+#   SNL_KEEP_TMP   1: keep the test's scratch directory (/tmp/snl-test-NAME.*: captures, JSON)
 #   SNL_DIR, SNL_BUILD, SNATGW_BIN, SNL_RACE_DIR: as for tools/lab
 #
 # A test reuses a lab that is already up with exactly the arguments it wants (so a runner can
@@ -105,6 +106,28 @@ in_pool() {
     [ "${1%.*}" = "${first%.*}" ] || return 1
     a=${1##*.}
     [ "$a" -ge "${first##*.}" ] && [ "$a" -le "${last##*.}" ]
+}
+
+# Drop and error counters of every interface of the lab (and the veth XDP statistics of the
+# gateway's ends), one "ns/dev/counter value" per line: snapshot before and after a test, and
+# drop_deltas shows where packets were lost when a test lost some.
+drop_counters() {
+    local ns dev c
+    for ns in $(ip netns list | awk '{print $1}' | grep '^snl-'); do
+        for dev in $(ip netns exec "$ns" ls /sys/class/net); do
+            [ "$dev" = lo ] && continue
+            for c in rx_dropped tx_dropped rx_errors tx_errors; do
+                echo "$ns/$dev/$c $(ip netns exec "$ns" cat "/sys/class/net/$dev/statistics/$c")"
+            done
+        done
+    done
+    for dev in snatgw-in snatgw-out; do
+        ip netns exec snl-gw ethtool -S "$dev" 2>/dev/null | awk -v d="$dev" \
+            'tolower($1) ~ /drop|err|full|fail/ {sub(":", "", $1); print "snl-gw/" d "/" $1, $2}'
+    done
+}
+drop_deltas() {  # before-file after-file: the counters that grew
+    awk 'NR == FNR {b[$1] = $2; next} ($2 - b[$1]) > 0 {printf "%s+%d ", $1, $2 - b[$1]}' "$1" "$2"
 }
 
 # Exit with the verdict (no check at all is a failure: the test did not get to its checks).

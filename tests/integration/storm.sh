@@ -40,6 +40,7 @@ syn_retrans_total() {
     for ((i = 1; i <= hosts; i++)); do r=$(counter "h$i" TcpExtTCPSynRetrans); t=$((t + ${r:-0})); done
     echo "$t"
 }
+drop_counters > "$TEST_TMP/drops.before"
 retrans_before=$(syn_retrans_total)
 overflows_before=$(counter srv TcpExtListenOverflows)
 say "storm: $hosts hosts x $threads threads -> $SERVER:$port for $seconds s ($(lab_mode) gateway)"
@@ -69,6 +70,9 @@ wait "$srv_pid"
 for ((i = 1; i <= hosts; i++)); do sed "s/^/    h$i /" "$TEST_TMP/h$i.progress"; done
 retrans=$(( $(syn_retrans_total) - retrans_before ))
 overflows=$(( $(counter srv TcpExtListenOverflows) - ${overflows_before:-0} ))
+drop_counters > "$TEST_TMP/drops.after"
+grown=$(drop_deltas "$TEST_TMP/drops.before" "$TEST_TMP/drops.after")
+say "interface drop/error counters that grew during the storm: ${grown:-none}"
 say "during the storm: the hosts retransmitted $retrans SYN(s); the server's accept queue overflowed $overflows time(s)$([ "$overflows" -gt 0 ] && echo ' (those were dropped by the server, not the gateway)')"
 
 python3 - "$TEST_TMP" "$hosts" "$(cat "$SNL_DIR/state/pool")" > "$TEST_TMP/verdict" <<'PY'

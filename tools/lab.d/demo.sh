@@ -54,7 +54,7 @@ for i in range(1, n + 1):
     retrans += r["syn_retransmitted"]
     p99 = max(p99, r["connect_ms"]["p99"]); mx = max(mx, r["connect_ms"]["max"])
 print(f"  {ok} connects ({ok / 3:.0f}/s), {failed} failed, {slow} took >= 1 s, {retrans} needed a "
-      f"retransmitted SYN (a SYN the gateway lost); worst host p99 {p99:.2f} ms, max {mx:.1f} ms")
+      f"retransmitted SYN (a lost SYN or SYN-ACK); worst host p99 {p99:.2f} ms, max {mx:.1f} ms")
 EOF
     fi
 
