@@ -9,8 +9,19 @@ namespace snatgw {
 
 namespace {
 
-constexpr uint16_t kRxDesc = 1024;
+// Deep RX rings: on a shared machine a worker can be descheduled for tens of milliseconds, and
+// what does not fit the ring is lost before snatgw sees it (the port's `missed`). Bounded
+// below by what the mbuf pool can fill (see descriptors_for()).
+constexpr uint16_t kRxDescMax = 4096;
 constexpr uint16_t kTxDesc = 1024;
+
+// Ring size that leaves the pool room for every queue's RX ring, the TX rings and bursts in
+// flight: the largest power of two <= kRxDescMax with queues * (rx + tx) <= mbufs / 2.
+uint16_t rx_descriptors_for(uint32_t mbufs, uint16_t queues) {
+    uint32_t rx = kRxDescMax;
+    while (rx > 256 && uint64_t{queues} * (rx + kTxDesc) > mbufs / 2) rx /= 2;
+    return static_cast<uint16_t>(rx);
+}
 constexpr uint64_t kRssSrcHf = RTE_ETH_RSS_IPV4 | RTE_ETH_RSS_FRAG_IPV4 |
                                RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV4_UDP |
                                RTE_ETH_RSS_NONFRAG_IPV4_OTHER;
@@ -80,7 +91,7 @@ EthdevPort::EthdevPort(const std::string& role, const std::string& device, uint1
     if (rc != 0)
         throw PortError(role + " port (" + driver_ + "): configure with " +
                         std::to_string(queues) + " queues failed: " + errtext(rc));
-    uint16_t rxd = kRxDesc, txd = kTxDesc;
+    uint16_t rxd = rx_descriptors_for(mbufs, queues), txd = kTxDesc;
     rte_eth_dev_adjust_nb_rx_tx_desc(port_id_, &rxd, &txd);
     for (uint16_t q = 0; q < queues; ++q) {
         rc = rte_eth_rx_queue_setup(port_id_, q, rxd, socket_id, nullptr, pool_);
