@@ -52,7 +52,7 @@ struct DaemonConfig {
     uint32_t idle_polls = 64;             // empty polls before a worker sleeps
     uint32_t idle_sleep_us = 0;           // 0 = busy poll; else sleep up to this long (max 100000)
     std::string steering = "auto";        // auto | rss | flow | software  (auto: best the ports support)
-    uint32_t handoff_ring = 1024;         // slots per worker-pair handoff ring (power of two)
+    uint32_t handoff_ring = 4096;         // slots per worker-pair handoff ring (power of two)
     bool forward_unmatched = false;       // forward inside traffic no rule matches, untranslated
     // [inside], [outside], [routes]
     PortSpec inside, outside;

@@ -117,6 +117,7 @@ void PortAllocator::release(uint32_t addr, PortSpace space, uint16_t port) {
     const uint32_t idx = ap->part.index_of(port);
     assert(s.users[idx] > 0);
     if (s.users[idx] == 0) return;
+    s.recent[s.recent_next++ % kRecent] = port;
     if (--s.users[idx] == 0) {
         s.unused[idx / 64] |= uint64_t{1} << (idx % 64);
         --s.in_use;

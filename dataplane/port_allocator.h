@@ -73,10 +73,16 @@ public:
     std::size_t memory_bytes() const;
 
 private:
+    static constexpr uint32_t kRecent = 64;
     struct Space {
         std::vector<uint32_t> users;     // sessions per partition index
         std::vector<uint64_t> unused;    // bit set: no session uses this index
         uint32_t in_use = 0;             // indexes with users > 0
+        // Ports released lately (ring, newest at recent_next - 1): when every port carries a
+        // session, a just-released port is the likeliest free pair (a storm toward one remote),
+        // so they are tried before the scan of the whole partition.
+        uint16_t recent[kRecent] = {};
+        uint32_t recent_next = 0;
     };
     struct AddressPorts {
         Partition part;
@@ -117,8 +123,14 @@ std::optional<uint16_t> PortAllocator::allocate(uint32_t addr, PortSpace space, 
             return part.port_at(*idx);
         }
     }
-    // Every port carries a session: find one whose pair with this remote is free. Bounded by
-    // the partition size; reached only under real pressure on one address.
+    // Every port carries a session: find one whose pair with this remote is free, first among
+    // the ports released lately, then over the partition (bounded by its size; reached only
+    // under real pressure on one address).
+    const uint32_t recent = s.recent_next < kRecent ? s.recent_next : kRecent;
+    for (uint32_t i = 1; i <= recent; ++i) {
+        const uint16_t port = s.recent[(s.recent_next - i) % kRecent];
+        if (!taken(port)) return port;
+    }
     for (uint32_t i = 0; i < part.count; ++i) {
         uint32_t idx = start + i;
         if (idx >= part.count) idx -= part.count;

@@ -67,7 +67,9 @@ default_lcores() {
 vdev_string() {  # driver index iface queues
     case "$1" in
         af_xdp) echo "net_af_xdp$2,iface=$3,start_queue=0,queue_count=$4${VDEV_ARGS:+,$VDEV_ARGS}" ;;
-        af_packet) echo "net_af_packet$2,iface=$3,qpairs=$4${VDEV_ARGS:+,$VDEV_ARGS}" ;;
+        # A deep TPACKET ring (the driver's default is 512 frames): on two shared cores a
+        # worker can be descheduled for tens of milliseconds.
+        af_packet) echo "net_af_packet$2,iface=$3,qpairs=$4,blocksz=4096,framesz=2048,framecnt=8192${VDEV_ARGS:+,$VDEV_ARGS}" ;;
     esac
 }
 
