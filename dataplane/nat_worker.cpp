@@ -17,6 +17,8 @@ namespace snatgw {
 
 namespace {
 
+constexpr std::size_t kLeastLoadedScan = 64;  // pools up to this size pair hosts by load
+
 
 PortSpace space_of(uint8_t proto) {
     switch (proto) {
@@ -378,8 +380,19 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
         addr = host->public_addr;
         port = try_address(addr);
     } else if (!pool.addresses.empty()) {
+        // A host without sessions is paired with the address whose partition (on this
+        // worker, in this protocol) has the most unused ports, so busy hosts spread over the
+        // pool instead of landing together by the luck of a hash. Small pools: scan them all.
         const std::size_t n = pool.addresses.size();
-        const std::size_t start = rte_hash_crc_4byte(in.local_addr, 0) % n;
+        std::size_t start = rte_hash_crc_4byte(in.local_addr, 0) % n;
+        if (n <= kLeastLoadedScan) {
+            uint32_t best = ~uint32_t{0};
+            for (std::size_t i = 0; i < n; ++i) {
+                const std::size_t k = (start + i) % n;
+                const uint32_t used = ports_.ports_in_use(htonl(pool.addresses[k]), space);
+                if (used < best) best = used, start = k;
+            }
+        }
         for (std::size_t i = 0; i < n && !port; ++i) {
             addr = htonl(pool.addresses[(start + i) % n]);
             port = try_address(addr);
