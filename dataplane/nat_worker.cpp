@@ -107,9 +107,14 @@ uint32_t NatWorker::timeout_ms(const Session& s) const {
     return sec * 1000u;
 }
 
+void NatWorker::count_state_change(TcpState from, TcpState to) {
+    if (from == to) return;
+    if (from != TcpState::None) --counters_.tcp_state[static_cast<std::size_t>(from)];
+    if (to != TcpState::None) ++counters_.tcp_state[static_cast<std::size_t>(to)];
+}
+
 void NatWorker::set_state(Session& s, TcpState st) {
-    if (s.state != TcpState::None) --counters_.tcp_state[static_cast<std::size_t>(s.state)];
-    if (st != TcpState::None) ++counters_.tcp_state[static_cast<std::size_t>(st)];
+    count_state_change(s.state, st);
     s.state = st;
 }
 
@@ -281,21 +286,16 @@ void NatWorker::fast_path(Side side, uint32_t idx, Pending& p, FrameResult& r, u
             // A (re)transmitted SYN, or the same inside port reconnecting to the same remote:
             // the session reopens with the same public port (invariant I4).
             if (s.state != TcpState::SynSent) ++counters_.sessions_reopened;
-            const TcpState before = s.state;
-            s.state = before;  // tcp_open overwrites; keep the gauge right
             set_state(s, TcpState::SynSent);
             tcp_open(s, seg);
         } else if (s.state == TcpState::Expired) {
             return drop(r, DropReason::TcpNotSyn);
         } else {
             const TcpState before = s.state;
+            const Pool* pool = pool_of(s);
             const TcpVerdict tv = tcp_track(s, side == Side::Inside ? kOrig : kReply, seg,
-                                            pool_of(s) ? pool_of(s)->policy : Policy::Liberal);
-            if (s.state != before) {
-                const TcpState after_state = s.state;
-                s.state = before;
-                set_state(s, after_state);
-            }
+                                            pool ? pool->policy : Policy::Liberal);
+            count_state_change(before, s.state);
             if (!tv.forward) return drop(r, tv.reason);
         }
         const TimeoutClass c = tcp_timeout_class(s);
@@ -356,14 +356,13 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
     };
     if (pool.max_sessions_per_host != 0 && host->sessions >= pool.max_sessions_per_host)
         return give_up(DropReason::HostSessionLimit);
-    if (sessions_.size() >= sessions_.capacity() && !make_room(now_ms)) {
-        // make_room may have freed this very host's entry: look it up again below.
+    if (sessions_.size() >= sessions_.capacity()) {
+        const bool made_room = make_room();
+        // Eviction may have freed this very host's entry: look it up again.
         host = hosts_.find_or_add(in.local_addr);
         if (host == nullptr) return drop(r, DropReason::HostTableFull), -1;
-        return give_up(DropReason::SessionTableFull);
+        if (!made_room) return give_up(DropReason::SessionTableFull);
     }
-    host = hosts_.find_or_add(in.local_addr);  // make_room may have removed it
-    if (host == nullptr) return drop(r, DropReason::HostTableFull), -1;
 
     const PortSpace space = space_of(in.proto);
     auto try_address = [&](uint32_t addr) -> std::optional<uint16_t> {
@@ -428,8 +427,7 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
 
 // Table full: evict the oldest session that is cheapest to lose (as conntrack's early drop):
 // one lingering after an inside-first close or RST, else an embryonic TCP one, else UDP.
-bool NatWorker::make_room(uint32_t now_ms) {
-    (void)now_ms;
+bool NatWorker::make_room() {
     static constexpr TimeoutClass kEvictable[] = {TimeoutClass::Linger, TimeoutClass::Embryonic,
                                                   TimeoutClass::Udp};
     const uint16_t pools = static_cast<uint16_t>(config_->pools.size());

@@ -88,10 +88,11 @@ private:
     void slow_path_inside(Pending& p, FrameResult& r, uint32_t now_ms);
     int32_t create_session(const FlowKey& inside, const Pool& pool, FrameResult& r,
                            uint32_t now_ms);
-    bool make_room(uint32_t now_ms);
+    bool make_room();
     void expire_one(uint32_t idx, uint32_t now_ms);
     void free_session(uint32_t idx);
     void set_state(Session& s, TcpState st);
+    void count_state_change(TcpState from, TcpState to);  // the tcp_state gauges
     void forward(Side side, uint32_t idx, Pending& p, FrameResult& r, uint32_t now_ms);
     void drop(FrameResult& r, DropReason why);
     const Pool* pool_of(const Session& s) const;

@@ -176,8 +176,6 @@ TcpVerdict tcp_track(Session& s, int dir, const TcpSegment& seg, Policy policy) 
                 s.td_scale[other] = 0;
             }
         }
-    } else if (syn && dir == kReply && s.state == TcpState::SynSent && ack_flag) {
-        // Unreachable in practice (reply side initialised only by its SYN), kept for clarity.
     }
 
     const uint32_t end = segment_end(seg);
@@ -203,8 +201,7 @@ TcpVerdict tcp_track(Session& s, int dir, const TcpSegment& seg, Policy policy) 
         // RST only in window except under the liberal policy.
         if ((beyond || old) && policy != Policy::Liberal)
             return {false, DropReason::TcpRstOutOfWindow};
-        if (!beyond && !old) advance_state(s, dir, seg);
-        else if (policy == Policy::Liberal) advance_state(s, dir, seg);
+        advance_state(s, dir, seg);
         return {};
     }
 
