@@ -8,6 +8,7 @@
 #include <rte_ring.h>
 
 #include <cstring>
+#include <vector>
 
 #include "arp.h"
 #include "byte_order.h"
@@ -24,6 +25,11 @@ MbufMeta* meta(rte_mbuf* m) { return static_cast<MbufMeta*>(rte_mbuf_to_priv(m))
 namespace {
 
 constexpr uint16_t kMaxBurst = 64;
+// Frames waiting for room in one peer's handoff ring. While any backlog is over half full the
+// worker stops taking new frames from its RX queues (the NIC ring buffers them) and keeps
+// draining its own handoff rings, so a peer that is behind slows its senders down instead of
+// losing their frames; only a backlog that is completely full drops (handoff_ring_full).
+constexpr uint32_t kHandoffBacklog = 2048;
 
 int side_index(Side s) { return s == Side::Inside ? 0 : 1; }
 Side other(Side s) { return s == Side::Inside ? Side::Outside : Side::Inside; }
@@ -47,6 +53,8 @@ private:
     void transmit(rte_mbuf* m, Side out);
     void punt(rte_mbuf* m, PuntReason why, Side out = Side::Inside, uint32_t next_hop = 0);
     void hand_off(rte_mbuf* m, uint16_t to);
+    void flush_handoffs();
+    bool handoffs_congested() const { return backlog_total_ > kHandoffBacklog / 2; }
     bool is_local(const rte_mbuf* m, Side side) const;
     Side side_of_port(uint16_t port_id) const {
         return port_id == s_.port[0].port_id ? Side::Inside : Side::Outside;
@@ -56,6 +64,12 @@ private:
     const WorkerShared& s_;
     LoopCounters& lc_;
     rte_eth_dev_tx_buffer* txbuf_[2] = {nullptr, nullptr};
+    struct Backlog {
+        std::vector<rte_mbuf*> pkts;  // FIFO: pkts[0..n) wait, oldest first
+        uint32_t n = 0;
+    };
+    std::vector<Backlog> backlog_;  // by destination worker
+    uint32_t backlog_total_ = 0;
 };
 
 int Loop::run() {
@@ -67,11 +81,20 @@ int Loop::run() {
         rte_eth_tx_buffer_set_err_callback(txbuf_[i], rte_eth_tx_buffer_count_callback,
                                            &lc_.tx_dropped[i]);
     }
+    backlog_.resize(s_.workers);
+    for (Backlog& b : backlog_) b.pkts.resize(kHandoffBacklog);
     uint32_t idle = 0;
     while (s_.running->load(std::memory_order_relaxed)) {
-        uint32_t work = receive(Side::Inside);
-        work += receive(Side::Outside);
+        uint32_t work = 0;
+        if (backlog_total_ != 0) flush_handoffs();
+        if (!handoffs_congested()) {
+            work += receive(Side::Inside);
+            work += receive(Side::Outside);
+        } else {
+            ++lc_.rx_paused;
+        }
         if (s_.workers > 1) work += receive_handoffs();
+        if (backlog_total_ != 0) flush_handoffs();
         work += drain_control_tx();
         for (int i = 0; i < 2; ++i) rte_eth_tx_buffer_flush(s_.port[i].port_id, c_.id, txbuf_[i]);
 
@@ -92,6 +115,11 @@ int Loop::run() {
         rte_eth_tx_buffer_flush(s_.port[i].port_id, c_.id, txbuf_[i]);
         rte_free(txbuf_[i]);
     }
+    for (Backlog& b : backlog_) {
+        for (uint32_t i = 0; i < b.n; ++i) rte_pktmbuf_free(b.pkts[i]);
+        b.n = 0;
+    }
+    backlog_total_ = 0;
     return 0;
 }
 
@@ -288,12 +316,39 @@ void Loop::punt(rte_mbuf* m, PuntReason why, Side out, uint32_t next_hop) {
 }
 
 void Loop::hand_off(rte_mbuf* m, uint16_t to) {
-    if (to >= s_.workers || rte_ring_sp_enqueue(s_.handoff[c_.id][to], m) != 0) {
+    if (to >= s_.workers || to == c_.id) {
         ++lc_.handoff_ring_full;
         rte_pktmbuf_free(m);
         return;
     }
-    ++lc_.handoff_sent;
+    Backlog& b = backlog_[to];
+    // Straight into the ring when nothing waits before it (order per destination is kept).
+    if (b.n == 0 && rte_ring_sp_enqueue(s_.handoff[c_.id][to], m) == 0) {
+        ++lc_.handoff_sent;
+        return;
+    }
+    if (b.n == kHandoffBacklog) {
+        ++lc_.handoff_ring_full;
+        rte_pktmbuf_free(m);
+        return;
+    }
+    b.pkts[b.n++] = m;
+    ++backlog_total_;
+    ++lc_.handoff_deferred;
+}
+
+void Loop::flush_handoffs() {
+    for (uint16_t to = 0; to < s_.workers; ++to) {
+        Backlog& b = backlog_[to];
+        if (b.n == 0) continue;
+        const unsigned sent = rte_ring_sp_enqueue_burst(
+            s_.handoff[c_.id][to], reinterpret_cast<void* const*>(b.pkts.data()), b.n, nullptr);
+        if (sent == 0) continue;
+        std::memmove(b.pkts.data(), b.pkts.data() + sent, (b.n - sent) * sizeof(rte_mbuf*));
+        b.n -= sent;
+        backlog_total_ -= sent;
+        lc_.handoff_sent += sent;
+    }
 }
 
 }  // namespace

@@ -53,7 +53,9 @@ struct LoopCounters {
     uint64_t tx_dropped[2] = {};     // TX queue full
     uint64_t handoff_sent = 0;
     uint64_t handoff_received = 0;
-    uint64_t handoff_ring_full = 0;  // dropped: the peer's ring was full
+    uint64_t handoff_ring_full = 0;  // dropped: the peer's ring and our backlog were full
+    uint64_t handoff_deferred = 0;   // waited in the backlog for room in the peer's ring
+    uint64_t rx_paused = 0;          // loop passes that skipped RX (handoff backlog congested)
     uint64_t punted = 0;
     uint64_t punt_ring_full = 0;
     uint64_t no_route = 0;
