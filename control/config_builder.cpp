@@ -134,12 +134,14 @@ NatConfig build_nat_config(uint16_t workers, const std::vector<PoolSpec>& pools,
     for (const PoolSpec& spec : pools) {
         const std::string where = "pool '" + spec.name + "': ";
         if (spec.name.empty()) throw ConfigError("a pool has no name");
-        if (by_name.count(spec.name)) throw ConfigError(where + "defined twice");
+        if (!spec.retired && by_name.count(spec.name)) throw ConfigError(where + "defined twice");
         Pool pool;
         pool.id = static_cast<uint16_t>(cfg.pools.size());
         pool.name = spec.name;
+        pool.retired = spec.retired;
+        pool.draining = spec.draining;
         try {
-            pool.addresses = parse_address_list(spec.addresses);
+            if (!spec.retired) pool.addresses = parse_address_list(spec.addresses);
             std::tie(pool.port_min, pool.port_max) = parse_port_range(spec.ports);
             pool.policy = parse_policy(spec.policy);
         } catch (const ConfigError& e) {
@@ -165,7 +167,7 @@ NatConfig build_nat_config(uint16_t workers, const std::vector<PoolSpec>& pools,
             throw ConfigError(where + "timeout quarantine must be 0..604800 s");
         pool.timeouts = t;
         pool.max_sessions_per_host = spec.max_sessions_per_host;
-        by_name.emplace(pool.name, pool.id);
+        if (!pool.retired) by_name.emplace(pool.name, pool.id);
         cfg.pools.push_back(std::move(pool));
     }
 

@@ -28,6 +28,10 @@ struct PoolSpec {
     std::string policy = "liberal";
     Timeouts timeouts;
     uint32_t max_sessions_per_host = 0;
+    // Live changes (control API): addresses removed from the pool that may still carry
+    // sessions, and a deleted pool kept for its sessions. Never written to a config file.
+    std::vector<uint32_t> draining;
+    bool retired = false;
 };
 
 struct RuleSpec {
@@ -35,6 +39,8 @@ struct RuleSpec {
     std::string pool;    // pool name
 };
 
+// Pool ids are the positions in `pools`; retired pools keep theirs (no rule may name them,
+// their addresses do not count as taken). Throws ConfigError.
 NatConfig build_nat_config(uint16_t workers, const std::vector<PoolSpec>& pools,
                            const std::vector<RuleSpec>& rules);
 

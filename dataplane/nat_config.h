@@ -29,9 +29,15 @@ struct Timeouts {
 };
 
 struct Pool {
-    uint16_t id = 0;  // index in NatConfig::pools; stored in sessions
+    uint16_t id = 0;  // index in NatConfig::pools; stored in sessions, stable across snapshots
     std::string name;
-    std::vector<uint32_t> addresses;  // public addresses
+    std::vector<uint32_t> addresses;  // public addresses new sessions may use
+    // Addresses removed while they may still carry sessions: no new sessions, the existing ones
+    // keep working until they end (invariant I6).
+    std::vector<uint32_t> draining;
+    // A deleted pool keeps its slot (its id is in live sessions, which keep its policy and
+    // timeouts); no rule points to it and all its addresses are draining.
+    bool retired = false;
     uint16_t port_min = 1024;
     uint16_t port_max = 65535;
     Policy policy = Policy::Liberal;

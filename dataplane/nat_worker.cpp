@@ -74,7 +74,10 @@ NatWorker::NatWorker(const NatConfig* config, const WorkerParams& params)
 }
 
 void NatWorker::set_config(const NatConfig* config) {
+    // Control path (a new snapshot, between bursts). Every address this worker knows stops
+    // giving ports unless the snapshot still lists it: removed addresses drain (invariant I6).
     config_ = config;
+    ports_.set_all_draining();
     for (const Pool& pool : config->pools)
         for (uint32_t a : pool.addresses) ports_.add_address(htonl(a), pool.port_min, pool.port_max);
 }
@@ -374,8 +377,11 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
 
     uint32_t addr = 0;
     std::optional<uint16_t> port;
-    if (host->sessions > 0 && host->pool_id == pool.id) {
-        // Paired pooling: a host keeps its public address while it has sessions.
+    const bool paired = host->sessions > 0 && host->pool_id == pool.id &&
+                        !ports_.draining(host->public_addr);
+    if (paired) {
+        // Paired pooling: a host keeps its public address while it has sessions (unless the
+        // address is being drained: then it moves to another one of the pool).
         addr = host->public_addr;
         port = try_address(addr);
     } else if (!pool.addresses.empty()) {

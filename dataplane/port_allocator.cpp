@@ -1,6 +1,7 @@
 // Per-worker public port partitions; see port_allocator.h.
 #include "port_allocator.h"
 
+#include <algorithm>
 #include <bit>
 #include <cassert>
 #include <utility>
@@ -26,16 +27,56 @@ namespace {
 uint32_t slot_hash(uint32_t addr) { return (addr * 0x9E3779B1u) ^ (addr >> 16); }
 }  // namespace
 
-void PortAllocator::add_address(uint32_t addr, uint16_t port_min, uint16_t port_max) {
-    if (find(addr) != nullptr) return;
-    AddressPorts ap;
-    ap.part = Partition::of(port_min, port_max, worker_, workers_);
-    for (Space& s : ap.spaces) {
+void PortAllocator::build(AddressPorts& ap, uint16_t port_min, uint16_t port_max,
+                          const AddressPorts* old, uint16_t worker, uint16_t workers) {
+    ap.port_min = old != nullptr && old->port_min < port_min ? old->port_min : port_min;
+    ap.port_max = old != nullptr && old->port_max > port_max ? old->port_max : port_max;
+    ap.part = Partition::of(ap.port_min, ap.port_max, worker, workers);
+    const Partition active = Partition::of(port_min, port_max, worker, workers);
+    ap.active_lo = active.count == 0 ? 0 : ap.part.index_of(active.first);
+    ap.active_hi = ap.active_lo + active.count;
+    for (int sp = 0; sp < static_cast<int>(PortSpace::Count); ++sp) {
+        Space& s = ap.spaces[sp];
         s.users.assign(ap.part.count, 0);
-        s.unused.assign((ap.part.count + 63) / 64, ~uint64_t{0});
-        if (ap.part.count % 64 != 0 && !s.unused.empty())
-            s.unused.back() = (uint64_t{1} << (ap.part.count % 64)) - 1;
+        s.unused.assign((ap.part.count + 63) / 64, 0);
+        s.in_use = 0;
+        s.free_active = 0;
+        if (old != nullptr) {
+            // Same step and residue: every old port is in the union; carry its count over.
+            const Space& o = old->spaces[sp];
+            for (uint32_t i = 0; i < old->part.count; ++i) {
+                if (o.users[i] == 0) continue;
+                s.users[ap.part.index_of(old->part.port_at(i))] = o.users[i];
+                ++s.in_use;
+            }
+            s.recent_next = o.recent_next;
+            std::copy(std::begin(o.recent), std::end(o.recent), std::begin(s.recent));
+        }
+        for (uint32_t i = ap.active_lo; i < ap.active_hi; ++i) {
+            if (s.users[i] != 0) continue;
+            s.unused[i / 64] |= uint64_t{1} << (i % 64);
+            ++s.free_active;
+        }
     }
+}
+
+void PortAllocator::add_address(uint32_t addr, uint16_t port_min, uint16_t port_max) {
+    if (AddressPorts* cur = find(addr)) {
+        cur->draining = false;
+        const Partition want = Partition::of(port_min, port_max, worker_, workers_);
+        const uint32_t lo = want.count == 0 ? 0 : cur->part.index_of(want.first);
+        const bool same = want.count == 0 ? cur->active_hi == cur->active_lo
+                                          : cur->part.contains(want.first) &&
+                                                cur->active_lo == lo &&
+                                                cur->active_hi == lo + want.count;
+        if (same) return;
+        AddressPorts next;
+        build(next, port_min, port_max, cur, worker_, workers_);
+        *cur = std::move(next);
+        return;
+    }
+    AddressPorts ap;
+    build(ap, port_min, port_max, nullptr, worker_, workers_);
     addrs_.push_back(std::move(ap));
     // Keep the address index at most half full; rebuild it when it grows.
     if (slots_.size() < addrs_.size() * 2) {
@@ -104,8 +145,13 @@ void PortAllocator::acquire(uint32_t addr, PortSpace space, uint16_t port) {
     Space& s = ap->spaces[static_cast<int>(space)];
     const uint32_t idx = ap->part.index_of(port);
     if (s.users[idx]++ == 0) {
-        s.unused[idx / 64] &= ~(uint64_t{1} << (idx % 64));
         ++s.in_use;
+        uint64_t& word = s.unused[idx / 64];
+        const uint64_t bit = uint64_t{1} << (idx % 64);
+        if (word & bit) {
+            word &= ~bit;
+            --s.free_active;
+        }
     }
 }
 
@@ -119,8 +165,11 @@ void PortAllocator::release(uint32_t addr, PortSpace space, uint16_t port) {
     if (s.users[idx] == 0) return;
     s.recent[s.recent_next++ % kRecent] = port;
     if (--s.users[idx] == 0) {
-        s.unused[idx / 64] |= uint64_t{1} << (idx % 64);
         --s.in_use;
+        if (ap->active(idx)) {
+            s.unused[idx / 64] |= uint64_t{1} << (idx % 64);
+            ++s.free_active;
+        }
     }
 }
 
@@ -137,7 +186,20 @@ uint32_t PortAllocator::ports_in_use(uint32_t addr, PortSpace space) const {
 
 uint32_t PortAllocator::partition_size(uint32_t addr) const {
     const AddressPorts* ap = find(addr);
-    return ap == nullptr ? 0 : ap->part.count;
+    return ap == nullptr ? 0 : ap->active_hi - ap->active_lo;
+}
+
+void PortAllocator::set_draining(uint32_t addr, bool draining) {
+    if (AddressPorts* ap = find(addr)) ap->draining = draining;
+}
+
+void PortAllocator::set_all_draining() {
+    for (AddressPorts& ap : addrs_) ap.draining = true;
+}
+
+bool PortAllocator::draining(uint32_t addr) const {
+    const AddressPorts* ap = find(addr);
+    return ap != nullptr && ap->draining;
 }
 
 std::size_t PortAllocator::memory_bytes() const {

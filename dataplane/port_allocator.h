@@ -50,9 +50,16 @@ public:
     uint16_t worker() const { return worker_; }
     uint16_t workers() const { return workers_; }
 
-    // Makes `addr` allocatable with the given range. Safe to repeat.
+    // Makes `addr` allocatable with the given range. Safe to repeat; a different range
+    // replaces the allocatable range live: ports of the old range keep their use counts (their
+    // sessions release them as usual) but are not handed out again unless the new range has
+    // them. Clears the draining mark.
     void add_address(uint32_t addr, uint16_t port_min, uint16_t port_max);
     bool has_address(uint32_t addr) const { return find(addr) != nullptr; }
+    // A draining address gives no new ports; its sessions keep theirs until they end.
+    void set_draining(uint32_t addr, bool draining);
+    void set_all_draining();
+    bool draining(uint32_t addr) const;
 
     // Picks a port of `addr` in `space` for a new session. `taken(port)` must say whether the
     // (port, remote) pair is already held in the session table. Does not mark the port used:
@@ -67,6 +74,7 @@ public:
     uint32_t use_count(uint32_t addr, PortSpace space, uint16_t port) const;
     // Ports of the partition with at least one session.
     uint32_t ports_in_use(uint32_t addr, PortSpace space) const;
+    // Ports of the allocatable range this worker owns.
     uint32_t partition_size(uint32_t addr) const;
 
     // Bytes held, for the memory figures.
@@ -76,8 +84,9 @@ private:
     static constexpr uint32_t kRecent = 64;
     struct Space {
         std::vector<uint32_t> users;     // sessions per partition index
-        std::vector<uint64_t> unused;    // bit set: no session uses this index
+        std::vector<uint64_t> unused;    // bit set: allocatable (in the active range), unused
         uint32_t in_use = 0;             // indexes with users > 0
+        uint32_t free_active = 0;        // bits set in `unused`
         // Ports released lately (ring, newest at recent_next - 1): when every port carries a
         // session, a just-released port is the likeliest free pair (a storm toward one remote),
         // so they are tried before the scan of the whole partition.
@@ -85,9 +94,18 @@ private:
         uint32_t recent_next = 0;
     };
     struct AddressPorts {
+        // Every port this worker ever owned for the address (the union of the ranges it was
+        // configured with), so a session on a port of an older range still finds its count.
         Partition part;
+        uint16_t port_min = 0, port_max = 0;  // of `part`
+        uint32_t active_lo = 0, active_hi = 0;  // allocatable indexes [lo, hi) of `part`
+        bool draining = false;
         Space spaces[static_cast<int>(PortSpace::Count)];
+
+        bool active(uint32_t idx) const { return idx >= active_lo && idx < active_hi; }
     };
+    static void build(AddressPorts& ap, uint16_t port_min, uint16_t port_max,
+                      const AddressPorts* old, uint16_t worker, uint16_t workers);
 
     AddressPorts* find(uint32_t addr);
     const AddressPorts* find(uint32_t addr) const;
@@ -112,12 +130,12 @@ private:
 template <typename Taken>
 std::optional<uint16_t> PortAllocator::allocate(uint32_t addr, PortSpace space, Taken&& taken) {
     AddressPorts* ap = find(addr);
-    if (ap == nullptr || ap->part.count == 0) return std::nullopt;
+    if (ap == nullptr || ap->draining || ap->active_hi == ap->active_lo) return std::nullopt;
     const Partition& part = ap->part;
     Space& s = ap->spaces[static_cast<int>(space)];
-    const uint32_t start = random_below(part.count);
-    if (s.in_use < part.count) {
-        if (auto idx = find_unused(s, part.count, start)) {
+    const uint32_t span = ap->active_hi - ap->active_lo;
+    if (s.free_active != 0) {
+        if (auto idx = find_unused(s, part.count, random_below(part.count))) {
             // acquire() comes after the session inserts: start loading its counter now.
             __builtin_prefetch(&s.users[*idx], 1);
             return part.port_at(*idx);
@@ -129,12 +147,13 @@ std::optional<uint16_t> PortAllocator::allocate(uint32_t addr, PortSpace space, 
     const uint32_t recent = s.recent_next < kRecent ? s.recent_next : kRecent;
     for (uint32_t i = 1; i <= recent; ++i) {
         const uint16_t port = s.recent[(s.recent_next - i) % kRecent];
-        if (!taken(port)) return port;
+        if (ap->active(part.index_of(port)) && !taken(port)) return port;
     }
-    for (uint32_t i = 0; i < part.count; ++i) {
-        uint32_t idx = start + i;
-        if (idx >= part.count) idx -= part.count;
-        const uint16_t port = part.port_at(idx);
+    const uint32_t start = random_below(span);
+    for (uint32_t i = 0; i < span; ++i) {
+        uint32_t off = start + i;
+        if (off >= span) off -= span;
+        const uint16_t port = part.port_at(ap->active_lo + off);
         if (!taken(port)) return port;
     }
     return std::nullopt;

@@ -63,6 +63,15 @@ public:
         return run(Side::Outside, std::move(frame), now_ms);
     }
 
+    // A live configuration change, as the daemon publishes it: a new snapshot handed to the
+    // worker between bursts. The old snapshot is kept (the daemon frees it after a grace period).
+    void reconfigure(const std::vector<PoolSpec>& pools, const std::vector<RuleSpec>& rules,
+                     uint16_t workers = 1) {
+        retired_.push_back(std::move(config_));
+        config_ = std::make_unique<NatConfig>(build_nat_config(workers, pools, rules));
+        worker_->set_config(config_.get());
+    }
+
     NatWorker& worker() { return *worker_; }
     const WorkerCounters& counters() const { return worker_->counters(); }
     uint64_t drops(DropReason r) const {
@@ -72,6 +81,7 @@ public:
 
 private:
     std::unique_ptr<NatConfig> config_;
+    std::vector<std::unique_ptr<NatConfig>> retired_;
     std::unique_ptr<NatWorker> worker_;
 };
 
