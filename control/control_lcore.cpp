@@ -31,6 +31,26 @@ ControlLcore::ControlLcore(WorkerShared& shared, NeighbourTable& neighbours,
     responder_[1] = ArpResponder(shared.port[1].mac, outside_extra);
 }
 
+void ControlLcore::set_pool_addresses(std::vector<uint32_t> addresses) {
+    const ArpResponder old = responder_[1];
+    addresses.push_back(shared_.port[1].addr);
+    responder_[1] = ArpResponder(shared_.port[1].mac, addresses);
+    for (uint32_t addr : responder_[1].addresses()) {
+        if (old.answers_for(addr)) continue;
+        rte_mbuf* m = alloc(1);
+        if (m == nullptr) continue;
+        const uint32_t len = build_gratuitous_arp(rte_pktmbuf_mtod(m, uint8_t*),
+                                                  rte_pktmbuf_tailroom(m), shared_.port[1].mac, addr);
+        if (len == 0) {
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        m->data_len = static_cast<uint16_t>(len);
+        m->pkt_len = len;
+        send(m, 1);
+    }
+}
+
 rte_mbuf* ControlLcore::alloc(int side) {
     rte_mbuf* m = rte_pktmbuf_alloc(pool_[side]);
     if (m == nullptr) ++counters_.alloc_failed;

@@ -47,6 +47,9 @@ public:
 
     // Sends gratuitous ARP for our addresses and asks for the known next hops.
     void announce(uint64_t now_ms, const std::vector<uint32_t>& next_hops);
+    // The pool addresses answered for on the outside port changed (a live configuration
+    // change: added, draining and removed addresses); announces the new ones.
+    void set_pool_addresses(std::vector<uint32_t> addresses);
     // Handles what the workers punted; returns how many frames it took.
     uint32_t poll(uint64_t now_ms);
     // Neighbour ageing, hold-queue timeouts, refresh requests. Call every few ms.

@@ -8,20 +8,32 @@
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 
+#include "control_api.h"
 #include "control_lcore.h"
+#include "control_server.h"
 #include "ethdev_port.h"
+#include "event_logger.h"
+#include "live_config.h"
+#include "metrics_server.h"
 #include "nat_worker.h"
 #include "neighbour_table.h"
 #include "route_table.h"
+#include "prometheus_metrics.h"
 #include "stats_report.h"
+#include "stats_snapshot.h"
+#include "telemetry.h"
 #include "worker_loop.h"
 
 namespace snatgw {
@@ -38,6 +50,26 @@ struct Daemon::State {
     WorkerShared shared;
     uint64_t start_tsc = 0;
     bool launched = false;
+    // Control plane: the live NAT configuration, the workers' mailboxes and grace-period
+    // tracker, the control socket, the metrics endpoint.
+    std::unique_ptr<LiveConfig> live;
+    rte_rcu_qsbr* rcu = nullptr;
+    std::vector<std::unique_ptr<WorkerMailbox>> mailboxes;
+    std::unique_ptr<ControlApi> api;
+    std::atomic<bool> api_ready{false};  // the socket is open before the gateway is ready
+    std::unique_ptr<ControlServer> control_server;  // opened first in start()
+    std::unique_ptr<MetricsServer> metrics;
+    // The NAT event log: a ring per worker, one logger thread.
+    std::vector<std::unique_ptr<EventSink>> sinks;
+    std::unique_ptr<EventLogger> events;
+    // Held by every reader of the workers' tables from outside (stats, metrics, telemetry,
+    // control requests) and by a configuration change through its grace period, while the
+    // workers may rebuild their port allocators.
+    mutable std::mutex control_mutex;
+    // Pool addresses for the control lcore's ARP responder after a live change (the control
+    // socket's thread hands them over; the main lcore adopts them in its loop).
+    std::mutex arp_mutex;
+    std::optional<std::vector<uint32_t>> arp_pending;
 };
 
 namespace {
@@ -117,8 +149,22 @@ void Daemon::init_eal(const char* argv0) {
 }
 
 void Daemon::start(const char* argv0) {
-    init_eal(argv0);
     State& st = *state_;
+    // The control socket first: a second daemon with the same configuration must stop here,
+    // before it touches the ports of the one already running.
+    if (!config_.control_socket.empty()) {
+        st.control_server = std::make_unique<ControlServer>(
+            config_.control_socket, [&st](const ControlRequest& r) {
+                if (!st.api_ready.load(std::memory_order_acquire))
+                    throw ControlError("busy", "the gateway is still starting");
+                // Stats take the lock themselves; everything else runs under it.
+                if (r.command == "stats") return st.api->handle(r);
+                std::lock_guard lock(st.control_mutex);
+                return st.api->handle(r);
+            });
+        st.control_server->start();
+    }
+    init_eal(argv0);
     const uint16_t W = config_.workers;
     if (rte_lcore_count() < static_cast<unsigned>(W) + 1)
         throw std::runtime_error(std::to_string(W) + " workers need " + std::to_string(W + 1) +
@@ -166,6 +212,16 @@ void Daemon::start(const char* argv0) {
     if (config_.outside.gateway != 0) st.routes->add(0, 0, config_.outside.gateway);
     st.neighbours = std::make_unique<NeighbourTable>(4096);
 
+    // The live configuration: workers adopt each published snapshot; the old one is freed after
+    // they all report a quiescent state.
+    st.live = std::make_unique<LiveConfig>(config_);
+    const std::size_t rcu_size = rte_rcu_qsbr_get_memsize(W);
+    st.rcu = static_cast<rte_rcu_qsbr*>(rte_zmalloc("snatgw_rcu", rcu_size, RTE_CACHE_LINE_SIZE));
+    if (st.rcu == nullptr || rte_rcu_qsbr_init(st.rcu, W) != 0)
+        throw std::runtime_error("cannot set up the RCU grace-period tracker");
+    st.live->set_rcu(st.rcu);
+    for (uint16_t w = 0; w < W; ++w) st.mailboxes.push_back(std::make_unique<WorkerMailbox>());
+
     for (uint16_t w = 0; w < W; ++w) {
         WorkerParams wp;
         wp.worker_id = w;
@@ -173,7 +229,12 @@ void Daemon::start(const char* argv0) {
         wp.host_capacity = config_.hosts;
         wp.socket_id = socket;
         wp.table_prefix = "nat";
-        st.engines.push_back(std::make_unique<NatWorker>(&config_.nat, wp));
+        st.engines.push_back(std::make_unique<NatWorker>(&st.live->current(), wp));
+        if (config_.events.enabled) {
+            st.sinks.push_back(std::make_unique<EventSink>("events_w" + std::to_string(w),
+                                                           config_.events.ring, w, socket));
+            st.engines.back()->set_event_sink(st.sinks.back().get());
+        }
     }
 
     WorkerShared& sh = st.shared;
@@ -188,6 +249,9 @@ void Daemon::start(const char* argv0) {
     sh.routes = st.routes.get();
     sh.running = &st.running;
     sh.tsc_per_ms = rte_get_tsc_hz() / 1000;
+    sh.nat_config = st.live->published();
+    sh.rcu = st.rcu;
+    for (uint16_t w = 0; w < W; ++w) sh.mailbox[w] = st.mailboxes[w].get();
 
     st.port[0]->start();
     st.port[1]->start();
@@ -214,6 +278,17 @@ void Daemon::start(const char* argv0) {
     st.control = std::make_unique<ControlLcore>(sh, *st.neighbours, pools, pool_addresses);
 
     st.start_tsc = rte_rdtsc();
+    if (config_.events.enabled) {
+        std::vector<EventSink*> sinks;
+        for (auto& sink : st.sinks) sinks.push_back(sink.get());
+        EventClock clock;
+        clock.worker_now_ms = [&st] {
+            return static_cast<uint32_t>((rte_rdtsc() - st.start_tsc) / st.shared.tsc_per_ms);
+        };
+        st.events = std::make_unique<EventLogger>(config_.events, std::move(sinks), clock);
+        st.events->start();
+        spdlog::info("NAT event log: {}", config_.events.target);
+    }
     uint16_t w = 0;
     unsigned lcore = 0;
     RTE_LCORE_FOREACH_WORKER(lcore) {
@@ -221,6 +296,7 @@ void Daemon::start(const char* argv0) {
         auto ctx = std::make_unique<WorkerContext>();
         ctx->id = w;
         ctx->engine = st.engines[w].get();
+        ctx->events = st.sinks.empty() ? nullptr : st.sinks[w].get();
         ctx->shared = &sh;
         ctx->start_tsc = st.start_tsc;
         if (rte_eal_remote_launch(worker_main, ctx.get(), lcore) != 0)
@@ -235,6 +311,7 @@ void Daemon::start(const char* argv0) {
     if (config_.outside.gateway != 0) next_hops.push_back(config_.outside.gateway);
     for (const RouteSpec& r : config_.routes) next_hops.push_back(r.via);
     st.control->announce(0, next_hops);
+    start_control_plane();
     spdlog::info("inside {} ({}/{}), outside {} ({}/{})", config_.inside.device,
                  format_ipv4(config_.inside.address), unsigned(config_.inside.prefix_len),
                  config_.outside.device, format_ipv4(config_.outside.address),
@@ -253,54 +330,99 @@ void Daemon::run() {
             last_housekeeping = now_ms;
         }
         if (stats_requested_.exchange(false)) spdlog::info("counters:\n{}", stats());
+        {
+            std::unique_lock lock(st.arp_mutex, std::try_to_lock);
+            if (lock.owns_lock() && st.arp_pending) {
+                st.control->set_pool_addresses(std::move(*st.arp_pending));
+                st.arp_pending.reset();
+            }
+        }
         // The control lcore is not a poll-mode core: it naps when there is nothing to do.
         if (n == 0) usleep(200);
     }
-    // Stop the workers first, so the final counters are final.
+    // The control plane first (no request may wait on a stopping worker), then the workers, so
+    // the final counters are final.
+    stop_control_plane();
     st.running.store(false);
     if (st.launched) rte_eal_mp_wait_lcore();
     st.launched = false;
 }
 
-std::string Daemon::stats() const {
+StatsSnapshot Daemon::snapshot() const {
     const State& st = *state_;
-    std::vector<WorkerView> views;
-    for (std::size_t w = 0; w < st.contexts.size(); ++w)
-        views.push_back({&st.engines[w]->counters(), &st.contexts[w]->counters,
-                         st.engines[w]->sessions().size(), st.engines[w]->sessions().capacity()});
-    static const ControlCounters kNone;
-    std::string out =
-        format_stats(views, st.control ? st.control->counters() : kNone, st.shared.steering);
-    // What the ports themselves saw: frames the driver could not deliver never reach a worker.
-    for (int side = 0; side < 2; ++side) {
-        if (!st.port[side]) continue;
-        rte_eth_stats es{};
-        if (rte_eth_stats_get(st.port[side]->id(), &es) != 0) continue;
-        char buf[256];
-        std::snprintf(buf, sizeof(buf),
-                      "port %s: rx=%llu missed=%llu rx_errors=%llu rx_nombuf=%llu tx=%llu "
-                      "tx_errors=%llu\n",
-                      st.port[side]->role().c_str(), (unsigned long long)es.ipackets,
-                      (unsigned long long)es.imissed, (unsigned long long)es.ierrors,
-                      (unsigned long long)es.rx_nombuf, (unsigned long long)es.opackets,
-                      (unsigned long long)es.oerrors);
-        out += buf;
+    std::lock_guard lock(st.control_mutex);
+    StatsSources src;
+    for (std::size_t w = 0; w < st.contexts.size(); ++w) {
+        src.engines.push_back(st.engines[w].get());
+        src.loops.push_back(&st.contexts[w]->counters);
     }
-    return out;
+    src.control = st.control ? &st.control->counters() : nullptr;
+    src.steering = st.shared.steering;
+    src.config = st.live ? &st.live->current() : &config_.nat;
+    for (int side = 0; side < 2; ++side)
+        src.port_ids[side] = st.port[side] ? static_cast<int>(st.port[side]->id()) : -1;
+    if (st.events) src.events = EventCounters{st.events->logged(), st.events->lost()};
+    src.uptime_s = st.start_tsc == 0 ? 0.0
+                                     : static_cast<double>(rte_rdtsc() - st.start_tsc) /
+                                           static_cast<double>(rte_get_tsc_hz());
+    return collect_stats(src);
+}
+
+std::string Daemon::stats() const { return format_stats(snapshot()); }
+
+void Daemon::start_control_plane() {
+    State& st = *state_;
+    ControlApiDeps deps;
+    deps.config = &config_;
+    deps.live = st.live.get();
+    for (auto& e : st.engines) deps.engines.push_back(e.get());
+    for (auto& m : st.mailboxes) deps.mailboxes.push_back(m.get());
+    deps.stats = [this] { return stats_to_json(snapshot()); };
+    st.api = std::make_unique<ControlApi>(std::move(deps));
+    st.live->set_address_in_use([api = st.api.get()](uint32_t a) { return api->address_in_use(a); });
+    st.live->set_on_change([&st](const NatConfig& c) {
+        std::lock_guard lock(st.arp_mutex);
+        st.arp_pending = arp_addresses(c);
+    });
+    st.api_ready.store(true, std::memory_order_release);
+    if (st.control_server) spdlog::info("control socket: {}", config_.control_socket);
+    if (!config_.metrics.empty()) {
+        st.metrics = std::make_unique<MetricsServer>(
+            config_.metrics, [this] { return prometheus_text(snapshot()); });
+        st.metrics->start();
+        spdlog::info("metrics: http://{}/metrics", config_.metrics);
+    }
+    register_telemetry([this] { return snapshot(); });
+}
+
+void Daemon::stop_control_plane() {
+    State& st = *state_;
+    st.api_ready.store(false);
+    reset_telemetry_provider();
+    if (st.metrics) st.metrics->stop();
+    if (st.control_server) st.control_server->stop();
 }
 
 void Daemon::shutdown() {
     if (!eal_up_) return;
     State& st = *state_;
+    stop_control_plane();
     st.running.store(false);
     if (st.launched) rte_eal_mp_wait_lcore();
     st.launched = false;
     for (rte_ring* r : st.rings) free_ring_contents(r);
+    if (st.events) st.events->stop();  // writes what the workers logged last
+    st.events.reset();
     if (st.control) st.control->drain();
     for (auto& p : st.port)
         if (p) p->stop();
     st.control.reset();
+    st.api.reset();
     st.engines.clear();
+    st.sinks.clear();
+    st.live.reset();
+    rte_free(st.rcu);
+    st.rcu = nullptr;
     st.routes.reset();
     for (rte_ring* r : st.rings) rte_ring_free(r);
     st.rings.clear();

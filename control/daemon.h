@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "daemon_config.h"
+#include "stats_snapshot.h"
 #include "steering.h"
 
 namespace snatgw {
@@ -30,10 +31,14 @@ public:
     void request_stats() { stats_requested_.store(true); }
     // The current counters as text.
     std::string stats() const;
+    // The current counters.
+    StatsSnapshot snapshot() const;
 
 private:
     struct State;
     void init_eal(const char* argv0);
+    void start_control_plane();  // control socket, metrics endpoint, telemetry
+    void stop_control_plane();
     void shutdown();
 
     DaemonConfig config_;

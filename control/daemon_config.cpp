@@ -52,7 +52,7 @@ std::string prefix_text(uint32_t addr, uint8_t len) {
     return s;
 }
 
-const std::set<std::string> kFixedSections = {"dataplane", "inside", "outside", "routes", "nat", "control"};
+const std::set<std::string> kFixedSections = {"dataplane", "inside", "outside", "routes", "nat", "control", "events"};
 const std::set<std::string> kRepeatable = {"routes.route", "nat.rule"};
 const std::vector<std::string> kPoolKeys = {"addresses", "ports", "policy", "tcp_established",
                                             "tcp_transitory", "udp", "icmp", "quarantine", "linger",
@@ -205,6 +205,13 @@ struct Descriptions {
         add("control.socket", "PATH", d.control_socket, "control socket (Unix domain, absolute path)");
         add("control.metrics", "HOST:PORT", d.metrics, "Prometheus /metrics endpoint, IPv4 address:port (\"\" = off)");
         add("control.log_level", "LEVEL", d.log_level, "trace | debug | info | warn | error");
+        const EventLogConfig& ev = d.events;
+        add("events.enabled", "BOOL", std::string(ev.enabled ? "true" : "false"),
+            "log every session creation and deletion (NAT event log, for abuse tracing)");
+        add("events.target", "WHERE", ev.target, "file:/ABSOLUTE/PATH (rotating files) or syslog");
+        add("events.max_size_mb", "N", n(ev.max_size_mb), "rotate the file at this size (1..1048576 MiB)");
+        add("events.max_files", "N", n(ev.max_files), "rotated files kept (1..1000)");
+        add("events.ring", "N", n(ev.ring), "events buffered per worker toward the logger (power of two, 64..4194304)");
 
         const PoolSpec p;
         const Timeouts& t = p.timeouts;
@@ -485,6 +492,18 @@ DaemonConfig convert(const Origins& o, const po::variables_map& vm, const PoolTe
     }
     c.log_level = text(o, vm, "control.log_level");
     one_of(o, "control.log_level", c.log_level, kLogLevels);
+
+    c.events.enabled = boolean(o, "events.enabled", text(o, vm, "events.enabled"));
+    c.events.target = text(o, vm, "events.target");
+    c.events.max_size_mb = number<uint32_t>(o, "events.max_size_mb", text(o, vm, "events.max_size_mb"), 1, 1048576);
+    c.events.max_files = number<uint32_t>(o, "events.max_files", text(o, vm, "events.max_files"), 1, 1000);
+    c.events.ring = number<uint32_t>(o, "events.ring", text(o, vm, "events.ring"), 64, 4194304);
+    try {
+        validate_event_log_config(c.events);
+    } catch (const ConfigError& e) {
+        const std::string msg = e.what();
+        o.fail(msg.substr(0, msg.find(':')), msg.substr(msg.find(':') + 2));
+    }
     return c;
 }
 
@@ -555,6 +574,13 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
         result.config.eal_args.assign(dashes + 1, args.end());
         args.erase(dashes, args.end());
     }
+    // A value with a newline would become lines of their own when the running configuration is
+    // saved (`snatctl save`): refuse control characters in options (the file cannot hold them).
+    for (const std::string& a : args)
+        for (const char ch : a)
+            if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)
+                throw ConfigError("command line: argument '" + a.substr(0, 40) +
+                                  "' contains a control character");
     Origins o;
     PoolTexts cli_pools;
     std::vector<std::string> cli_pool_order;
@@ -645,6 +671,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     std::vector<std::string> eal = std::move(result.config.eal_args);
     result.config = convert(o, vm, pools, pool_order);
     result.config.eal_args = std::move(eal);
+    result.config.config_file = o.file;
     return result;
 }
 
@@ -654,7 +681,11 @@ std::string render_config_file(const DaemonConfig& c) {
     f << "# snatgw configuration (written by snatgw; reference: docs/configuration.md)\n";
     if (!c.eal_args.empty()) {
         f << "# EAL arguments (command line only, after --):";
-        for (const std::string& a : c.eal_args) f << ' ' << a;
+        for (const std::string& a : c.eal_args) {
+            f << ' ';
+            for (const char ch : a)  // a comment line: keep it one line
+                f << (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f ? '?' : ch);
+        }
         f << '\n';
     }
     f << "\n[dataplane]\n"
@@ -681,6 +712,7 @@ std::string render_config_file(const DaemonConfig& c) {
             f << "route = " << prefix_text(r.prefix, r.length) << " via " << format_ipv4(r.via) << "\n";
     }
     for (const PoolSpec& p : c.pools) {
+        if (p.retired) continue;  // deleted live, kept only for its draining sessions
         const Timeouts& t = p.timeouts;
         f << "\n[pool." << p.name << "]\n"
           << "addresses = " << p.addresses << "\n"
@@ -700,6 +732,12 @@ std::string render_config_file(const DaemonConfig& c) {
       << "socket = " << c.control_socket << "\n"
       << "metrics =" << opt(c.metrics) << "\n"
       << "log_level = " << c.log_level << "\n";
+    f << "\n[events]\n"
+      << "enabled = " << (c.events.enabled ? "true" : "false") << "\n"
+      << "target = " << c.events.target << "\n"
+      << "max_size_mb = " << c.events.max_size_mb << "\n"
+      << "max_files = " << c.events.max_files << "\n"
+      << "ring = " << c.events.ring << "\n";
     return f.str();
 }
 

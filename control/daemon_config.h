@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config_builder.h"
+#include "event_logger.h"
 #include "nat_config.h"
 
 namespace snatgw {
@@ -66,6 +67,9 @@ struct DaemonConfig {
     std::string metrics = "127.0.0.1:9469";  // host:port, "" = off
     std::string log_level = "info";        // trace debug info warn error
     std::vector<std::string> eal_args;     // everything after "--" on the command line
+    // [events]
+    EventLogConfig events;
+    std::string config_file;               // the file it was read from (the default for `save`)
 };
 
 struct CommandLine {

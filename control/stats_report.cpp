@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include "config_builder.h"
+
 namespace snatgw {
 
 namespace {
@@ -15,57 +17,32 @@ void line(std::string& out, const char* fmt, auto... args) {
 
 using ull = unsigned long long;
 
+void worker_line(std::string& out, const std::string& name, const WorkerStats& w) {
+    const WorkerCounters& e = w.engine;
+    const LoopCounters& l = w.loop;
+    line(out,
+         "%-9s rx_in=%llu rx_out=%llu tx_in=%llu tx_out=%llu found=%llu new=%llu "
+         "translated=%llu handoffs=%llu handoff_ring_full=%llu insert_failed=%llu "
+         "drop=%llu sessions=%llu expired=%llu evicted=%llu reopened=%llu capacity=%llu "
+         "flushed=%llu\n",
+         name.c_str(), ull(l.rx[0]), ull(l.rx[1]), ull(l.tx[0]), ull(l.tx[1]), ull(e.found),
+         ull(e.sessions_created), ull(e.forwarded[0] + e.forwarded[1]), ull(l.handoff_sent),
+         ull(l.handoff_ring_full), ull(e.insert_failed), ull(e.drop_total()), ull(w.sessions),
+         ull(e.sessions_expired), ull(e.sessions_evicted), ull(e.sessions_reopened),
+         ull(w.session_capacity), ull(e.sessions_flushed));
+}
+
 }  // namespace
 
-std::string format_stats(const std::vector<WorkerView>& workers, const ControlCounters& c,
-                         const SteeringPlan& steering) {
+std::string format_stats(const StatsSnapshot& s) {
     std::string out;
-    line(out, "steering: %s\n", steering.describe().c_str());
-    WorkerCounters te;
-    LoopCounters tl;
-    uint64_t sessions = 0;
-    for (std::size_t w = 0; w <= workers.size(); ++w) {
-        const bool total = w == workers.size();
-        const WorkerCounters& e = total ? te : *workers[w].engine;
-        const LoopCounters& l = total ? tl : *workers[w].loop;
-        const uint64_t live = total ? sessions : workers[w].sessions;
-        line(out,
-             "%-9s rx_in=%llu rx_out=%llu tx_in=%llu tx_out=%llu found=%llu new=%llu "
-             "translated=%llu handoffs=%llu handoff_ring_full=%llu insert_failed=%llu "
-             "drop=%llu sessions=%llu expired=%llu evicted=%llu\n",
-             total ? "total" : ("worker " + std::to_string(w)).c_str(), ull(l.rx[0]),
-             ull(l.rx[1]), ull(l.tx[0]), ull(l.tx[1]), ull(e.found), ull(e.sessions_created),
-             ull(e.forwarded[0] + e.forwarded[1]), ull(l.handoff_sent), ull(l.handoff_ring_full),
-             ull(e.insert_failed), ull(e.drop_total()), ull(live), ull(e.sessions_expired),
-             ull(e.sessions_evicted));
-        if (total) break;
-        // Accumulate the total.
-        te.found += e.found;
-        te.sessions_created += e.sessions_created;
-        te.forwarded[0] += e.forwarded[0];
-        te.forwarded[1] += e.forwarded[1];
-        te.insert_failed += e.insert_failed;
-        te.sessions_expired += e.sessions_expired;
-        te.sessions_evicted += e.sessions_evicted;
-        te.udp_sessions += e.udp_sessions;
-        te.icmp_sessions += e.icmp_sessions;
-        for (std::size_t i = 0; i < te.drops.size(); ++i) te.drops[i] += e.drops[i];
-        for (std::size_t i = 0; i < te.tcp_state.size(); ++i) te.tcp_state[i] += e.tcp_state[i];
-        for (int s = 0; s < 2; ++s) {
-            tl.rx[s] += l.rx[s];
-            tl.tx[s] += l.tx[s];
-            tl.tx_dropped[s] += l.tx_dropped[s];
-        }
-        tl.handoff_sent += l.handoff_sent;
-        tl.handoff_ring_full += l.handoff_ring_full;
-        tl.punted += l.punted;
-        tl.punt_ring_full += l.punt_ring_full;
-        tl.no_route += l.no_route;
-        tl.unmatched_forwarded += l.unmatched_forwarded;
-        tl.multi_segment += l.multi_segment;
-        tl.idle_sleeps += l.idle_sleeps;
-        sessions += live;
-    }
+    line(out, "steering: %s\n", s.steering.describe().c_str());
+    for (const WorkerStats& w : s.workers) worker_line(out, "worker " + std::to_string(w.id), w);
+    const WorkerStats t = s.total();
+    worker_line(out, "total", t);
+    const WorkerCounters& te = t.engine;
+    const LoopCounters& tl = t.loop;
+
     out += "drops:";
     bool any = false;
     for (std::size_t i = 0; i < te.drops.size(); ++i) {
@@ -74,24 +51,52 @@ std::string format_stats(const std::vector<WorkerView>& workers, const ControlCo
         any = true;
     }
     out += any ? "\n" : " none\n";
+
     out += "sessions:";
     for (std::size_t i = 1; i < te.tcp_state.size(); ++i)
         if (te.tcp_state[i] != 0)
-            line(out, " tcp_%s=%llu", tcp_state_name(static_cast<TcpState>(i)), ull(te.tcp_state[i]));
+            line(out, " tcp_%s=%llu", tcp_state_name(static_cast<TcpState>(i)),
+                 ull(te.tcp_state[i]));
     line(out, " udp=%llu icmp=%llu\n", ull(te.udp_sessions), ull(te.icmp_sessions));
+
     line(out,
          "loop: tx_dropped_in=%llu tx_dropped_out=%llu punted=%llu punt_ring_full=%llu "
-         "no_route=%llu unmatched_forwarded=%llu multi_segment=%llu idle_sleeps=%llu\n",
+         "no_route=%llu unmatched_forwarded=%llu multi_segment=%llu idle_sleeps=%llu "
+         "handoff_received=%llu control_tx=%llu handoff_deferred=%llu rx_paused=%llu "
+         "foreign_mac=%llu not_forwarded=%llu\n",
          ull(tl.tx_dropped[0]), ull(tl.tx_dropped[1]), ull(tl.punted), ull(tl.punt_ring_full),
          ull(tl.no_route), ull(tl.unmatched_forwarded), ull(tl.multi_segment),
-         ull(tl.idle_sleeps));
+         ull(tl.idle_sleeps), ull(tl.handoff_received), ull(tl.control_tx),
+         ull(tl.handoff_deferred), ull(tl.rx_paused), ull(tl.foreign_mac), ull(tl.not_forwarded));
+
+    const ControlCounters& c = s.control;
     line(out,
          "control: arp_answered=%llu arp_learned=%llu arp_requests=%llu echo_replies=%llu "
          "time_exceeded=%llu icmp_rate_limited=%llu local_dropped=%llu held=%llu "
-         "released=%llu hold_dropped=%llu\n",
+         "released=%llu hold_dropped=%llu arp_ignored=%llu alloc_failed=%llu "
+         "control_ring_full=%llu\n",
          ull(c.arp_requests_answered), ull(c.arp_learned), ull(c.arp_requests_sent),
          ull(c.echo_replies), ull(c.time_exceeded_sent), ull(c.icmp_rate_limited),
-         ull(c.local_dropped), ull(c.held), ull(c.released), ull(c.hold_dropped));
+         ull(c.local_dropped), ull(c.held), ull(c.released), ull(c.hold_dropped),
+         ull(c.arp_ignored), ull(c.alloc_failed), ull(c.control_ring_full));
+
+    for (int side = 0; side < 2; ++side) {
+        const EthPortStats& p = s.ports[side];
+        if (!p.present) continue;
+        line(out,
+             "port %s: rx=%llu missed=%llu rx_errors=%llu rx_nombuf=%llu tx=%llu "
+             "tx_errors=%llu\n",
+             kSideNames[side], ull(p.rx), ull(p.missed), ull(p.rx_errors), ull(p.rx_nombuf),
+             ull(p.tx), ull(p.tx_errors));
+    }
+
+    for (const PortUse& u : s.ports_in_use)
+        line(out, "ports_in_use: pool=%s address=%s tcp=%llu udp=%llu icmp=%llu capacity=%llu\n",
+             u.pool.c_str(), format_ipv4(u.address).c_str(), ull(u.in_use[0]),
+             ull(u.in_use[1]), ull(u.in_use[2]), ull(u.capacity_per_protocol));
+
+    line(out, "events: logged=%llu lost=%llu uptime_s=%.1f\n", ull(s.events.logged),
+         ull(s.events.lost), s.uptime_s);
     return out;
 }
 

@@ -1,26 +1,18 @@
 // Human-readable counters of a running (or stopping) gateway, in the manner of `conntrack -S`:
-// one line per worker and a total, then drops by reason, sessions by state, the loop's and the
-// control lcore's counters.
+// the steering in use, one line per worker and a total, then drops by reason, sessions by state,
+// the loop's and the control lcore's counters, what each port counted, public ports in use per
+// pool address, and the event log. Rendered from a StatsSnapshot (stats_snapshot.h).
+//
+// Scripts read it (tests/integration, tools/lab): keep the line prefixes and key=value names;
+// new keys go at the end of a line.
 #pragma once
 
 #include <string>
-#include <vector>
 
-#include "control_lcore.h"
-#include "counters.h"
-#include "steering.h"
-#include "worker_loop.h"
+#include "stats_snapshot.h"
 
 namespace snatgw {
 
-struct WorkerView {
-    const WorkerCounters* engine;
-    const LoopCounters* loop;
-    uint32_t sessions;
-    uint32_t session_capacity;
-};
-
-std::string format_stats(const std::vector<WorkerView>& workers, const ControlCounters& control,
-                         const SteeringPlan& steering);
+std::string format_stats(const StatsSnapshot& s);
 
 }  // namespace snatgw

@@ -21,16 +21,23 @@ struct WorkerCounters {
     uint64_t sessions_expired = 0;   // idle timeout (TCP moves to quarantine first)
     uint64_t sessions_freed = 0;     // keys removed, port returned
     uint64_t sessions_evicted = 0;   // early drop to make room
+    uint64_t sessions_flushed = 0;   // ended by an operator (sessions flush)
     uint64_t insert_failed = 0;      // hash insert refused while the table had room
     uint64_t handoffs = 0;           // packets for another worker's ports
     uint64_t punted = 0;             // ARP and other frames for the control plane
     uint64_t ttl_exceeded = 0;       // reported to the caller (also counted as a drop)
+    uint64_t fragments = 0;          // IPv4 fragments given to the engine (also in rx)
+    uint64_t fragments_held = 0;     // fragments that waited for their datagram's first one
+    uint64_t fragment_datagrams_evicted = 0;  // datagram state dropped to make room
     std::array<uint64_t, kDropReasonCount> drops = {};
 
     // Gauges: sessions by TCP state, and UDP / ICMP sessions.
     std::array<uint64_t, static_cast<std::size_t>(TcpState::Count)> tcp_state = {};
     uint64_t udp_sessions = 0;
     uint64_t icmp_sessions = 0;
+    // Gauges: fragmented datagrams being tracked, and fragments waiting in the engine.
+    uint64_t fragment_datagrams = 0;
+    uint64_t fragments_waiting = 0;
 
     uint64_t drop_total() const {
         uint64_t t = 0;

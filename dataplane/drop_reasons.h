@@ -19,7 +19,11 @@ namespace snatgw {
     X(Ipv4BadIhl, "ipv4_bad_ihl", "header length below 20 bytes or beyond the frame")          \
     X(Ipv4BadTotalLength, "ipv4_bad_total_length", "total length below header or beyond frame") \
     X(Ipv4BadChecksum, "ipv4_bad_checksum", "IPv4 header checksum does not verify")            \
-    X(Ipv4Fragment, "ipv4_fragment", "fragment (not handled by the engine)")                   \
+    X(Ipv4Fragment, "ipv4_fragment", "fragment of a TCP datagram or an ICMP error (not translated)") \
+    X(FragmentMalformed, "fragment_malformed", "fragment with a bad offset or length")         \
+    X(FragmentUnmatched, "fragment_unmatched", "later fragment without its first, and it cannot wait") \
+    X(FragmentHoldFull, "fragment_hold_full", "fragment ahead of its first: no room to hold it") \
+    X(FragmentExpired, "fragment_expired", "held fragment whose first fragment did not come in time") \
     X(TcpTooShort, "tcp_too_short", "TCP header cut off")                                      \
     X(TcpBadDataOffset, "tcp_bad_data_offset", "TCP data offset below 20 or beyond the packet") \
     X(UdpTooShort, "udp_too_short", "UDP header cut off")                                      \

@@ -26,6 +26,8 @@ struct Timeouts {
     uint32_t icmp = 60;
     uint32_t quarantine = 120;  // a (port, remote) pair the remote closed first, or that expired
     uint32_t linger = 2;        // a pair closed inside-first or by RST
+
+    bool operator==(const Timeouts&) const = default;
 };
 
 struct Pool {

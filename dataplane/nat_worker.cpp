@@ -54,13 +54,6 @@ WireFlow read_flow(const uint8_t* l3, const uint8_t* l4, uint8_t proto) {
 
 }  // namespace
 
-struct NatWorker::Pending {
-    PacketView v;
-    FlowKey key;
-    uint16_t owner_port = 0;  // host order: the public port that decides the owner worker
-    bool icmp_error = false;
-};
-
 NatWorker::NatWorker(const NatConfig* config, const WorkerParams& params)
     : config_(config),
       params_(params),
@@ -69,7 +62,10 @@ NatWorker::NatWorker(const NatConfig* config, const WorkerParams& params)
       hosts_(params.table_prefix + "host_w" + std::to_string(params.worker_id), params.host_capacity,
              params.socket_id),
       ports_(params.worker_id, config->workers, params.seed != 0 ? params.seed : os_seed()),
-      lru_(sessions_.data()) {
+      lru_(sessions_.data()),
+      frags_(params.table_prefix + "frag_w" + std::to_string(params.worker_id),
+             params.fragment_datagrams, params.fragments_held, params.socket_id),
+      ready_(std::make_unique<ReleasedFrame[]>(params.fragments_held ? params.fragments_held : 1)) {
     set_config(config);
 }
 
@@ -122,17 +118,19 @@ void NatWorker::set_state(Session& s, TcpState st) {
 }
 
 void NatWorker::process(Side side, Frame* frames, FrameResult* results, uint32_t n,
-                        uint32_t now_ms) {
+                        uint32_t now_ms, const BurstOrigin& origin) {
     for (uint32_t off = 0; off < n; off += kChunkMax) {
         const uint32_t m = n - off < kChunkMax ? n - off : kChunkMax;
-        process_chunk(side, frames + off, results + off, m, now_ms);
+        BurstOrigin chunk = origin;
+        if (origin.cookies != nullptr) chunk.cookies = origin.cookies + off;
+        process_chunk(side, frames + off, results + off, m, now_ms, chunk);
     }
 }
 
 // Parses a frame and builds its lookup key. False when the frame is finished (dropped,
-// punted, handed off).
+// punted, handed off) or is a fragment (p.fragment: the fragment path takes it).
 bool NatWorker::classify(Side side, Frame& f, FrameResult& r, Pending& p) {
-    const ParseResult pr = parse_frame(f.data, f.len, p.v);
+    const ParseResult pr = parse_frame(f.data, f.len, p.v, true, true);
     if (pr.cls == FrameClass::Arp) {
         r.verdict = Verdict::Punt;
         ++counters_.punted;
@@ -142,8 +140,31 @@ bool NatWorker::classify(Side side, Frame& f, FrameResult& r, Pending& p) {
         drop(r, pr.reason);
         return false;
     }
+    r.l3_off = static_cast<uint16_t>(p.v.l3_off);
+    if (p.v.fragment) {
+        p.fragment = true;
+        return false;
+    }
+    DropReason why = DropReason::Count;
+    if (!make_key(side, p, why)) {
+        drop(r, why);
+        return false;
+    }
+    if (side == Side::Inside) return true;
+    const uint16_t owner = port_owner(p.owner_port, config_->workers);
+    if (owner != params_.worker_id) {
+        r.verdict = Verdict::Handoff;
+        r.worker = owner;
+        ++counters_.handoffs;
+        return false;
+    }
+    return true;
+}
+
+// The lookup key (and, outside, the public port that decides the owner) of a whole packet or
+// a first fragment. False with the reason when it can have no session.
+bool NatWorker::make_key(Side side, Pending& p, DropReason& why) const {
     const PacketView& v = p.v;
-    r.l3_off = static_cast<uint16_t>(v.l3_off);
     p.icmp_error = v.icmp == IcmpKind::Error;
     if (side == Side::Inside) {
         if (p.icmp_error) {
@@ -169,30 +190,23 @@ bool NatWorker::classify(Side side, Frame& f, FrameResult& r, Pending& p) {
     } else {
         if (v.proto == kProtoIcmp && v.l4()[l4_off::kIcmpType] != kIcmpEchoReply) {
             // An echo request from outside opens nothing (RFC 5382/5508: unsolicited).
-            drop(r, DropReason::NoSession);
+            why = DropReason::NoSession;
             return false;
         }
         const WireFlow fl = read_flow(v.l3(), v.l4(), v.proto);
         p.key = FlowKey(fl.dst, fl.dport, fl.src, v.proto == kProtoIcmp ? 0 : fl.sport, v.proto);
         p.owner_port = ntohs(fl.dport);
     }
-    const uint16_t owner = port_owner(p.owner_port, config_->workers);
-    if (owner != params_.worker_id) {
-        r.verdict = Verdict::Handoff;
-        r.worker = owner;
-        ++counters_.handoffs;
-        return false;
-    }
     return true;
 }
 
 void NatWorker::process_chunk(Side side, Frame* frames, FrameResult* results, uint32_t n,
-                              uint32_t now_ms) {
+                              uint32_t now_ms, const BurstOrigin& origin) {
     Pending pend[kChunkMax];
     const FlowKey* keys[kChunkMax];
     uint32_t which[kChunkMax];
-    int32_t idx[kChunkMax];
-    uint32_t nkeys = 0;
+    uint32_t frag[kChunkMax];
+    uint32_t nkeys = 0, nfrag = 0;
 
     counters_.rx[static_cast<int>(side)] += n;
     // Start every header load of the chunk at once so the cache misses overlap.
@@ -202,10 +216,26 @@ void NatWorker::process_chunk(Side side, Frame* frames, FrameResult* results, ui
         if (classify(side, frames[i], results[i], pend[i])) {
             keys[nkeys] = &pend[i].key;
             which[nkeys++] = i;
+        } else if (pend[i].fragment) {
+            frag[nfrag++] = i;
         }
     }
-    if (nkeys == 0) return;
+    if (nkeys != 0) lookup_and_translate(side, pend, results, keys, which, nkeys, now_ms);
+    // Fragments one by one, in arrival order, after the rest of the chunk: a first fragment
+    // decides for the later ones of its datagram, which may follow it in this very chunk.
+    for (uint32_t j = 0; j < nfrag; ++j) {
+        const uint32_t i = frag[j];
+        fragment(side, frames[i], results[i], pend[i],
+                 origin.cookies != nullptr ? origin.cookies[i] : nullptr, origin.from_worker,
+                 now_ms);
+    }
+}
 
+// One bulk lookup for the chunk's keys, then the fast or slow path per packet.
+void NatWorker::lookup_and_translate(Side side, Pending* pend, FrameResult* results,
+                                     const FlowKey* const* keys, const uint32_t* which,
+                                     uint32_t nkeys, uint32_t now_ms) {
+    int32_t idx[kChunkMax];
     if (side == Side::Inside) sessions_.lookup_inside_bulk(keys, nkeys, idx);
     else sessions_.lookup_outside_bulk(keys, nkeys, idx);
     for (uint32_t j = 0; j < nkeys; ++j)
@@ -288,7 +318,14 @@ void NatWorker::fast_path(Side side, uint32_t idx, Pending& p, FrameResult& r, u
              s.state == TcpState::Closed || s.state == TcpState::Expired)) {
             // A (re)transmitted SYN, or the same inside port reconnecting to the same remote:
             // the session reopens with the same public port (invariant I4).
-            if (s.state != TcpState::SynSent) ++counters_.sessions_reopened;
+            if (s.state != TcpState::SynSent) {
+                ++counters_.sessions_reopened;
+                // For abuse tracing each connection is its own interval in the event log.
+                if (events_ != nullptr) {
+                    events_->deleted(s, DeleteReason::Reopened, now_ms);
+                    events_->created(s, now_ms);
+                }
+            }
             set_state(s, TcpState::SynSent);
             tcp_open(s, seg);
         } else if (s.state == TcpState::Expired) {
@@ -360,7 +397,7 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
     if (pool.max_sessions_per_host != 0 && host->sessions >= pool.max_sessions_per_host)
         return give_up(DropReason::HostSessionLimit);
     if (sessions_.size() >= sessions_.capacity()) {
-        const bool made_room = make_room();
+        const bool made_room = make_room(now_ms);
         // Eviction may have freed this very host's entry: look it up again.
         host = hosts_.find_or_add(in.local_addr);
         if (host == nullptr) return drop(r, DropReason::HostTableFull), -1;
@@ -427,13 +464,14 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
     if (in.proto == kProtoUdp) ++counters_.udp_sessions;
     if (in.proto == kProtoIcmp) ++counters_.icmp_sessions;
     ++counters_.sessions_created;
+    if (events_ != nullptr) events_->created(s, now_ms);
     if (chunk_created_ < kChunkMax) chunk_created_idx_[chunk_created_++] = static_cast<uint32_t>(id);
     return id;
 }
 
 // Table full: evict the oldest session that is cheapest to lose (as conntrack's early drop):
 // one lingering after an inside-first close or RST, else an embryonic TCP one, else UDP.
-bool NatWorker::make_room() {
+bool NatWorker::make_room(uint32_t now_ms) {
     static constexpr TimeoutClass kEvictable[] = {TimeoutClass::Linger, TimeoutClass::Embryonic,
                                                   TimeoutClass::Udp};
     const uint16_t pools = static_cast<uint16_t>(config_->pools.size());
@@ -448,7 +486,7 @@ bool NatWorker::make_room() {
                 victim = h;
         }
         if (victim != kNil) {
-            free_session(victim);
+            free_session(victim, DeleteReason::Evicted, now_ms);
             ++counters_.sessions_evicted;
             return true;
         }
@@ -456,8 +494,9 @@ bool NatWorker::make_room() {
     return false;
 }
 
-void NatWorker::free_session(uint32_t idx) {
+void NatWorker::free_session(uint32_t idx, DeleteReason why, uint32_t now_ms) {
     Session& s = sessions_.at(idx);
+    if (events_ != nullptr) events_->deleted(s, why, now_ms);
     ports_.release(s.outside_addr, space_of(s.proto), ntohs(s.outside_port));
     if (HostEntry* host = hosts_.find(s.inside_addr)) {
         if (host->sessions > 0) --host->sessions;
@@ -486,10 +525,15 @@ void NatWorker::expire_one(uint32_t idx, uint32_t now_ms) {
         return;
     }
     if (s.proto != kProtoTcp) ++counters_.sessions_expired;
-    free_session(idx);
+    // A TCP session freed here had ended (closed, reset) or was in quarantine after expiring.
+    free_session(idx,
+                 s.proto == kProtoTcp && s.state != TcpState::Expired ? DeleteReason::Closed
+                                                                      : DeleteReason::Expired,
+                 now_ms);
 }
 
 uint32_t NatWorker::expire(uint32_t now_ms, uint32_t budget) {
+    if (frags_.size() != 0) expire_fragments(now_ms);
     uint32_t done = 0;
     const std::size_t pools = config_->pools.size() < kMaxPools ? config_->pools.size() : kMaxPools;
     const uint32_t lists = static_cast<uint32_t>(pools) * kTimeoutClasses;
@@ -504,6 +548,36 @@ uint32_t NatWorker::expire(uint32_t now_ms, uint32_t budget) {
         }
     }
     return done;
+}
+
+uint64_t NatWorker::query_sessions(const SessionMatch& m, uint64_t skip, SessionRecord* out,
+                                   uint32_t max, uint32_t* copied, uint32_t now_ms) const {
+    uint64_t matched = 0;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < sessions_.capacity(); ++i) {
+        const Session& s = sessions_.at(i);
+        if (!(s.flags & session_flag::kInUse) || !m.matches(s)) continue;
+        if (matched++ >= skip && n < max) {
+            out[n].session = s;
+            out[n].idle_ms = now_ms - s.last_seen_ms;
+            out[n].worker = params_.worker_id;
+            ++n;
+        }
+    }
+    *copied = n;
+    return matched;
+}
+
+uint32_t NatWorker::flush_sessions(const SessionMatch& m, uint32_t now_ms) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < sessions_.capacity(); ++i) {
+        const Session& s = sessions_.at(i);
+        if (!(s.flags & session_flag::kInUse) || !m.matches(s)) continue;
+        free_session(i, DeleteReason::Flushed, now_ms);
+        ++counters_.sessions_flushed;
+        ++n;
+    }
+    return n;
 }
 
 std::size_t NatWorker::heap_bytes_in_use() {

@@ -15,6 +15,10 @@ bool is_fragment(const uint8_t* ip) {
     return (load_be16(ip + ipv4_off::kFrag) & 0x3fff) != 0;
 }
 
+bool translatable_proto(uint8_t proto) {
+    return proto == kProtoTcp || proto == kProtoUdp || proto == kProtoIcmp;
+}
+
 // Embedded packet of an ICMP error: an IPv4 header plus at least 8 bytes of its L4 header.
 bool parse_inner(PacketView& v) {
     const uint32_t start = v.l4_off + kIcmpHeader;
@@ -50,7 +54,7 @@ bool parse_inner(PacketView& v) {
 
 }  // namespace
 
-ParseResult parse_ipv4(PacketView& v, bool verify_ip_checksum) {
+ParseResult parse_ipv4(PacketView& v, bool verify_ip_checksum, bool accept_fragments) {
     if (v.frame_len < v.l3_off || v.frame_len - v.l3_off < kIpv4MinHeader)
         return drop(DropReason::Ipv4TooShort);
     const uint32_t avail = v.frame_len - v.l3_off;
@@ -62,13 +66,25 @@ ParseResult parse_ipv4(PacketView& v, bool verify_ip_checksum) {
     if (total < ihl || total > avail) return drop(DropReason::Ipv4BadTotalLength);
     if (verify_ip_checksum && csum::fold(csum::partial(ip, ihl)) != 0xffff)
         return drop(DropReason::Ipv4BadChecksum);
-    if (is_fragment(ip)) return drop(DropReason::Ipv4Fragment);
+    const bool fragment = is_fragment(ip);
+    if (fragment && !accept_fragments) return drop(DropReason::Ipv4Fragment);
 
     v.l3_len = total;
     v.l4_off = v.l3_off + ihl;
     v.l4_len = total - ihl;
     v.proto = ip[ipv4_off::kProto];
     const uint8_t* l4 = v.frame + v.l4_off;
+    if (fragment) {
+        const uint16_t frag = load_be16(ip + ipv4_off::kFrag);
+        v.fragment = true;
+        v.more_fragments = (frag & 0x2000) != 0;
+        v.frag_offset = (frag & 0x1fffu) * 8u;
+        if (v.frag_offset != 0) {
+            // No L4 header in a later fragment: nothing more to parse.
+            if (!translatable_proto(v.proto)) return drop(DropReason::UnsupportedProtocol);
+            return {FrameClass::Ipv4, DropReason::Count};
+        }
+    }
 
     switch (v.proto) {
         case kProtoTcp: {
@@ -81,7 +97,9 @@ ParseResult parse_ipv4(PacketView& v, bool verify_ip_checksum) {
         case kProtoUdp: {
             if (v.l4_len < kUdpHeader) return drop(DropReason::UdpTooShort);
             const uint32_t ulen = load_be16(l4 + l4_off::kUdpLen);
-            if (ulen < kUdpHeader || ulen > v.l4_len) return drop(DropReason::UdpBadLength);
+            // A first fragment carries only the start of the datagram the length describes.
+            if (ulen < kUdpHeader || (fragment ? ulen < v.l4_len : ulen > v.l4_len))
+                return drop(DropReason::UdpBadLength);
             return {FrameClass::Ipv4, DropReason::Count};
         }
         case kProtoIcmp: {
@@ -106,7 +124,8 @@ ParseResult parse_ipv4(PacketView& v, bool verify_ip_checksum) {
     }
 }
 
-ParseResult parse_frame(uint8_t* frame, uint32_t len, PacketView& v, bool verify_ip_checksum) {
+ParseResult parse_frame(uint8_t* frame, uint32_t len, PacketView& v, bool verify_ip_checksum,
+                        bool accept_fragments) {
     v = PacketView{};
     v.frame = frame;
     v.frame_len = len;
@@ -123,7 +142,7 @@ ParseResult parse_frame(uint8_t* frame, uint32_t len, PacketView& v, bool verify
     if (type == kEtherTypeArp) return {FrameClass::Arp, DropReason::Count};
     if (type != kEtherTypeIpv4) return drop(DropReason::UnknownEthertype);
     v.l3_off = off;
-    return parse_ipv4(v, verify_ip_checksum);
+    return parse_ipv4(v, verify_ip_checksum, accept_fragments);
 }
 
 }  // namespace snatgw

@@ -81,9 +81,16 @@ struct PacketView {
     bool vlan = false;
     IcmpKind icmp = IcmpKind::NotIcmp;
     InnerView inner;          // valid when icmp == Error
+    // IPv4 fragments (only with accept_fragments): a first fragment (offset 0, MF) is parsed
+    // like a whole packet, except that its L4 header describes more bytes than it carries; a
+    // later fragment has no L4 header: l4_off/l4_len are its payload, the L4 fields unset.
+    bool fragment = false;
+    bool more_fragments = false;
+    uint32_t frag_offset = 0;  // bytes
 
     uint8_t* l3() const { return frame + l3_off; }
     uint8_t* l4() const { return frame + l4_off; }
+    bool later_fragment() const { return fragment && frag_offset != 0; }
 };
 
 // What parse_frame found, for non-IPv4 frames the caller may want (ARP).
@@ -95,11 +102,12 @@ struct ParseResult {
 };
 
 // Parses an Ethernet frame. verify_ip_checksum: drop IPv4 headers whose checksum is wrong
-// (a router must, RFC 1812 5.2.2).
+// (a router must, RFC 1812 5.2.2). accept_fragments: parse IPv4 fragments (see PacketView)
+// instead of dropping them as Ipv4Fragment.
 ParseResult parse_frame(uint8_t* frame, uint32_t len, PacketView& view,
-                        bool verify_ip_checksum = true);
+                        bool verify_ip_checksum = true, bool accept_fragments = false);
 
 // Parses the IPv4 packet at view.l3_off (used by parse_frame and by the ICMP-error path).
-ParseResult parse_ipv4(PacketView& view, bool verify_ip_checksum);
+ParseResult parse_ipv4(PacketView& view, bool verify_ip_checksum, bool accept_fragments = false);
 
 }  // namespace snatgw

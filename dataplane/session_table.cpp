@@ -21,7 +21,10 @@ rte_hash* create_hash(const std::string& name, uint32_t entries, int socket_id) 
     p.hash_func = rte_hash_crc;
     p.hash_func_init_val = 0;
     p.socket_id = socket_id;
-    p.extra_flag = 0;  // one writer, no readers elsewhere: no locks, no lcore cache
+    // One writer, no readers elsewhere: no locks, no lcore cache. Extendable buckets: without
+    // them a cuckoo insert can fail (bucket collisions) well before the table is full, and a
+    // nearly full table would refuse sessions while it holds ones it could evict.
+    p.extra_flag = RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
     rte_hash* h = rte_hash_create(&p);
     if (h == nullptr)
         throw std::runtime_error("cannot create hash table '" + name +

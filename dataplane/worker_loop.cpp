@@ -5,6 +5,7 @@
 #include <rte_ethdev.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include <cstring>
@@ -47,7 +48,11 @@ private:
     uint16_t receive(Side side);
     uint16_t receive_handoffs();
     uint16_t drain_control_tx();
-    void handle(Side side, rte_mbuf** pkts, uint16_t n, bool steer);
+    void adopt_config();
+    void serve_mailbox();
+    void handle(Side side, rte_mbuf** pkts, uint16_t n, bool steer, uint16_t from = kFromPort);
+    void apply(rte_mbuf* m, Side side, const FrameResult& r);
+    void drain_released();
     void forward(rte_mbuf* m, Side out, uint32_t l3_off);
     void forward_unmatched(rte_mbuf* m);
     void transmit(rte_mbuf* m, Side out);
@@ -56,6 +61,8 @@ private:
     void flush_handoffs();
     bool handoffs_congested() const { return backlog_total_ > kHandoffBacklog / 2; }
     bool is_local(const rte_mbuf* m, Side side) const;
+    bool for_us(const rte_mbuf* m, Side side);
+    bool routable(const rte_mbuf* m, Side side) const;
     Side side_of_port(uint16_t port_id) const {
         return port_id == s_.port[0].port_id ? Side::Inside : Side::Outside;
     }
@@ -83,8 +90,14 @@ int Loop::run() {
     }
     backlog_.resize(s_.workers);
     for (Backlog& b : backlog_) b.pkts.resize(kHandoffBacklog);
+    if (s_.rcu != nullptr) {
+        rte_rcu_qsbr_thread_register(s_.rcu, c_.id);
+        rte_rcu_qsbr_thread_online(s_.rcu, c_.id);
+    }
     uint32_t idle = 0;
     while (s_.running->load(std::memory_order_relaxed)) {
+        adopt_config();  // first in the pass: nothing below may use an older snapshot
+        if (s_.mailbox[c_.id] != nullptr) serve_mailbox();
         uint32_t work = 0;
         if (backlog_total_ != 0) flush_handoffs();
         if (!handoffs_congested()) {
@@ -102,6 +115,8 @@ int Loop::run() {
         // budget well above a burst keeps up with any creation rate (a table that fills with
         // sessions nobody expired makes new flows pay for evictions and port searches).
         c_.engine->expire(now_ms(), 4u * kMaxBurst);
+        drain_released();  // fragments that waited in vain (timeout)
+        if (c_.events != nullptr) c_.events->flush();
 
         if (work != 0) {
             idle = 0;
@@ -110,6 +125,15 @@ int Loop::run() {
             rte_delay_us_sleep(s_.idle_sleep_us);
             ++lc_.idle_sleeps;
         }
+        if (s_.rcu != nullptr) rte_rcu_qsbr_quiescent(s_.rcu, c_.id);
+    }
+    if (c_.events != nullptr) c_.events->flush();
+    // Fragments still waiting in the engine are our mbufs: free them.
+    c_.engine->drop_held();
+    drain_released();
+    if (s_.rcu != nullptr) {
+        rte_rcu_qsbr_thread_offline(s_.rcu, c_.id);
+        rte_rcu_qsbr_thread_unregister(s_.rcu, c_.id);
     }
     for (int i = 0; i < 2; ++i) {
         rte_eth_tx_buffer_flush(s_.port[i].port_id, c_.id, txbuf_[i]);
@@ -121,6 +145,27 @@ int Loop::run() {
     }
     backlog_total_ = 0;
     return 0;
+}
+
+void Loop::adopt_config() {
+    if (s_.nat_config == nullptr) return;
+    const NatConfig* cfg = s_.nat_config->load(std::memory_order_acquire);
+    if (cfg != nullptr && cfg != c_.engine->config()) c_.engine->set_config(cfg);
+}
+
+void Loop::serve_mailbox() {
+    WorkerMailbox& mb = *s_.mailbox[c_.id];
+    const uint32_t posted = mb.posted.load(std::memory_order_acquire);
+    if (posted == mb.done.load(std::memory_order_relaxed)) return;
+    if (mb.op == WorkerMailbox::Op::Query) {
+        const uint32_t max = mb.max < WorkerMailbox::kMaxRecords ? mb.max : WorkerMailbox::kMaxRecords;
+        mb.matched = c_.engine->query_sessions(mb.match, mb.skip, mb.records.data(), max,
+                                               &mb.copied, now_ms());
+    } else {
+        mb.matched = c_.engine->flush_sessions(mb.match, now_ms());
+        mb.copied = 0;
+    }
+    mb.done.store(posted, std::memory_order_release);
 }
 
 uint16_t Loop::receive(Side side) {
@@ -150,8 +195,8 @@ uint16_t Loop::receive_handoffs() {
             if (side_of_port(pkts[i]->port) == Side::Inside) in[ni++] = pkts[i];
             else out[no++] = pkts[i];
         }
-        if (ni) handle(Side::Inside, in, ni, false);
-        if (no) handle(Side::Outside, out, no, false);
+        if (ni) handle(Side::Inside, in, ni, false, from);
+        if (no) handle(Side::Outside, out, no, false, from);
         total = static_cast<uint16_t>(total + n);
     }
     return total;
@@ -184,7 +229,45 @@ bool Loop::is_local(const rte_mbuf* m, Side side) const {
            load_be32(f + off + ipv4_off::kDst) == s_.port[side_index(side)].addr;
 }
 
-void Loop::handle(Side side, rte_mbuf** pkts, uint16_t n, bool steer) {
+// A router takes only frames sent to its own MAC, and ARP (requests are broadcast). Anything
+// else a switch flooded to us (another host's unicast, broadcast or multicast IPv4) is not
+// ours to forward.
+bool Loop::for_us(const rte_mbuf* m, Side side) {
+    const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+    if (m->data_len < kEthHeaderLen) return true;  // the engine counts it (frame_too_short)
+    if (std::memcmp(f, s_.port[side_index(side)].mac.data(), 6) == 0) return true;
+    uint16_t type = load_be16(f + 12);
+    if (type == kEtherTypeVlan && m->data_len >= kEthHeaderLen + kVlanTagLen) type = load_be16(f + 16);
+    if (type == kEtherTypeArp) return true;
+    ++lc_.foreign_mac;
+    return false;
+}
+
+// RFC 1812: never forward to multicast, limited or directed broadcast, 0/8, 127/8, 240/4, nor
+// from the inside back into the inside subnet.
+bool Loop::routable(const rte_mbuf* m, Side side) const {
+    const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+    uint32_t off = kEthHeaderLen;
+    if (m->data_len < kEthHeaderLen + kIpv4MinHeader) return true;
+    uint16_t type = load_be16(f + 12);
+    if (type == kEtherTypeVlan) {
+        if (m->data_len < kEthHeaderLen + kVlanTagLen + kIpv4MinHeader) return true;
+        type = load_be16(f + 16);
+        off += kVlanTagLen;
+    }
+    if (type != kEtherTypeIpv4) return true;
+    const uint32_t dst = load_be32(f + off + ipv4_off::kDst);
+    const uint32_t first = dst >> 24;
+    if (first == 0 || first == 127 || first >= 224) return false;  // 0/8, loopback, 224/4, 240/4
+    const PortInfo& p = s_.port[side_index(side)];
+    if (dst == (p.subnet | ~p.mask)) return false;  // the subnet's directed broadcast
+    // From the inside, an address of the inside subnet is a neighbour, not for routing (the
+    // outside subnet holds the pool addresses: those are ours).
+    if (side == Side::Inside && (dst & p.mask) == p.subnet) return false;
+    return true;
+}
+
+void Loop::handle(Side side, rte_mbuf** pkts, uint16_t n, bool steer, uint16_t from) {
     Frame frames[kMaxBurst];
     FrameResult results[kMaxBurst];
     rte_mbuf* mbufs[kMaxBurst];
@@ -198,8 +281,17 @@ void Loop::handle(Side side, rte_mbuf** pkts, uint16_t n, bool steer) {
             rte_pktmbuf_free(m);
             continue;
         }
+        if (steer && !for_us(m, side)) {  // (handed-off frames were checked on arrival)
+            rte_pktmbuf_free(m);
+            continue;
+        }
         if (is_local(m, side)) {
             punt(m, PuntReason::Local);
+            continue;
+        }
+        if (steer && !routable(m, side)) {
+            ++lc_.not_forwarded;
+            rte_pktmbuf_free(m);
             continue;
         }
         if (soft_inside) {
@@ -218,37 +310,57 @@ void Loop::handle(Side side, rte_mbuf** pkts, uint16_t n, bool steer) {
         mbufs[k++] = m;
     }
     if (k == 0) return;
-    c_.engine->process(side, frames, results, k, now_ms());
-    for (uint16_t i = 0; i < k; ++i) {
-        rte_mbuf* m = mbufs[i];
-        const FrameResult& r = results[i];
-        switch (r.verdict) {
-            case Verdict::Forward:
-                forward(m, other(side), r.l3_off);
-                break;
-            case Verdict::Handoff:
-                hand_off(m, r.worker);
-                break;
-            case Verdict::TtlExceeded:
-                punt(m, PuntReason::TtlExceeded);
-                break;
-            case Verdict::Punt:
-                punt(m, PuntReason::Arp);
-                break;
-            case Verdict::Drop:
-                if (r.reason == DropReason::NoRule && s_.forward_unmatched)
-                    forward_unmatched(m);
-                else
-                    rte_pktmbuf_free(m);
-                break;
-        }
+    // The mbufs are the cookies: a fragment ahead of its datagram's first one stays with the
+    // engine (held) and comes back through take_released().
+    BurstOrigin origin;
+    void* cookies[kMaxBurst];
+    for (uint16_t i = 0; i < k; ++i) cookies[i] = mbufs[i];
+    origin.cookies = cookies;
+    origin.from_worker = from;
+    c_.engine->process(side, frames, results, k, now_ms(), origin);
+    for (uint16_t i = 0; i < k; ++i)
+        if (!results[i].held) apply(mbufs[i], side, results[i]);
+    // After the burst's own verdicts: a first fragment leaves before the fragments it released.
+    if (c_.engine->released_pending() != 0) drain_released();
+}
+
+void Loop::apply(rte_mbuf* m, Side side, const FrameResult& r) {
+    switch (r.verdict) {
+        case Verdict::Forward:
+            forward(m, other(side), r.l3_off);
+            break;
+        case Verdict::Handoff:
+            hand_off(m, r.worker);
+            break;
+        case Verdict::TtlExceeded:
+            punt(m, PuntReason::TtlExceeded);
+            break;
+        case Verdict::Punt:
+            punt(m, PuntReason::Arp);
+            break;
+        case Verdict::Drop:
+            if (r.reason == DropReason::NoRule && s_.forward_unmatched)
+                forward_unmatched(m);
+            else
+                rte_pktmbuf_free(m);
+            break;
     }
+}
+
+void Loop::drain_released() {
+    ReleasedFrame rel[kMaxBurst];
+    uint32_t n = 0;
+    while ((n = c_.engine->take_released(rel, kMaxBurst)) != 0)
+        for (uint32_t i = 0; i < n; ++i)
+            apply(static_cast<rte_mbuf*>(rel[i].cookie), rel[i].side, rel[i].result);
 }
 
 void Loop::forward_unmatched(rte_mbuf* m) {
     // Explicitly configured: inside traffic no rule covers leaves untranslated.
     PacketView v;
-    if (parse_frame(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, v).cls != FrameClass::Ipv4 ||
+    // (Fragments too: every fragment of an unmatched datagram gets the NoRule of its first.)
+    if (parse_frame(rte_pktmbuf_mtod(m, uint8_t*), m->data_len, v, true, true).cls !=
+            FrameClass::Ipv4 ||
         packet_ttl(v) <= 1) {
         rte_pktmbuf_free(m);
         return;

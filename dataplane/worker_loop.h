@@ -10,14 +10,17 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "counters.h"
 #include "nat_worker.h"
+#include "session_query.h"
 #include "steering.h"
 
 struct rte_ring;
 struct rte_mbuf;
 struct rte_eth_dev_tx_buffer;
+struct rte_rcu_qsbr;
 
 namespace snatgw {
 
@@ -61,8 +64,34 @@ struct LoopCounters {
     uint64_t no_route = 0;
     uint64_t unmatched_forwarded = 0;
     uint64_t multi_segment = 0;      // dropped: frames spanning several mbufs
+    uint64_t foreign_mac = 0;        // dropped: not sent to our MAC (and not ARP)
+    uint64_t not_forwarded = 0;      // dropped: to a destination a router must not forward
     uint64_t idle_sleeps = 0;
     uint64_t control_tx = 0;         // frames sent for the control lcore
+};
+
+// An operator request to one worker, answered between bursts (the worker alone touches its
+// sessions). The control thread fills the request, then bumps `posted`; the worker answers,
+// then sets `done = posted`. One request at a time per mailbox (the control thread serialises).
+struct WorkerMailbox {
+    enum class Op : uint8_t { Query, Flush };
+    // Records a Query copies out, at most. The buffer belongs to the mailbox (not to the
+    // request), so a worker answering after the requester gave up writes only here.
+    static constexpr uint32_t kMaxRecords = 10000;
+
+    WorkerMailbox() : records(kMaxRecords) {}
+
+    std::atomic<uint32_t> posted{0};
+    std::atomic<uint32_t> done{0};
+    // request
+    Op op = Op::Query;
+    SessionMatch match;
+    uint64_t skip = 0;
+    uint32_t max = 0;              // records wanted (<= kMaxRecords)
+    std::vector<SessionRecord> records;
+    // answer
+    uint64_t matched = 0;   // Query: matching sessions; Flush: sessions ended
+    uint32_t copied = 0;
 };
 
 // Set up by the main lcore before the workers start; read-only while they run.
@@ -81,11 +110,18 @@ struct WorkerShared {
     const RouteTable* routes = nullptr;            // outside-bound next hops
     std::atomic<bool>* running = nullptr;
     uint64_t tsc_per_ms = 1;
+    // Live configuration (invariant I6): the published NAT snapshot. A worker switches to a new
+    // one at the top of a loop pass and reports a quiescent state at the end of every pass; the
+    // control thread frees the old snapshot after a grace period (rte_rcu_qsbr_synchronize).
+    std::atomic<const NatConfig*>* nat_config = nullptr;
+    rte_rcu_qsbr* rcu = nullptr;
+    WorkerMailbox* mailbox[kMaxWorkers] = {};
 };
 
 struct WorkerContext {
     uint16_t id = 0;
     NatWorker* engine = nullptr;
+    EventSink* events = nullptr;  // the NAT event log, or nullptr
     const WorkerShared* shared = nullptr;
     LoopCounters counters;
     uint64_t start_tsc = 0;

@@ -13,7 +13,9 @@
 # free local port inside connect() then takes milliseconds, on two saturated cores sometimes
 # a second - the client's cost, not the network's (it is shown apart).
 # Knobs: SNL_STORM_SECONDS (10), SNL_STORM_THREADS (16), SNL_STORM_PORT (7001),
-# SNL_STORM_PAUSE_MS (per-thread pause between connects, 0).
+# SNL_STORM_PAUSE_MS (per-thread pause between connects, 0), SNL_STORM_SERVER_CLOSES (1: the
+# server closes first, so it holds every (public address, port) pair in TIME_WAIT: the case
+# where a SNAT box that reuses a pair too early meets TIME_WAIT and the connect stalls).
 source "$(dirname "$0")/lib.sh"
 lab_ensure
 
@@ -23,8 +25,12 @@ port="${SNL_STORM_PORT:-7001}"
 client=$(race_bin race_client) || { fail "race_client is not built"; finish; }
 server=$(race_bin race_server) || { fail "race_server is not built"; finish; }
 hosts=$(host_count)
+server_close=() client_close=() closer="client closes first"
+if [ "${SNL_STORM_SERVER_CLOSES:-0}" = 1 ]; then
+    server_close=(--close-first) client_close=(--server-closes) closer="server closes first"
+fi
 
-ip netns exec snl-srv "$server" --threads 2 --address "$SERVER" --port "$port" --log-peers "$TEST_TMP/peers" --log-times \
+ip netns exec snl-srv "$server" "${server_close[@]}" --threads 2 --address "$SERVER" --port "$port" --log-peers "$TEST_TMP/peers" --log-times \
     --json > "$TEST_TMP/server.json" 2> "$TEST_TMP/server.err" &
 srv_pid=$!
 _bg_pids+=("$srv_pid")
@@ -43,10 +49,10 @@ syn_retrans_total() {
 drop_counters > "$TEST_TMP/drops.before"
 retrans_before=$(syn_retrans_total)
 overflows_before=$(counter srv TcpExtListenOverflows)
-say "storm: $hosts hosts x $threads threads -> $SERVER:$port for $seconds s ($(lab_mode) gateway)"
+say "storm: $hosts hosts x $threads threads -> $SERVER:$port for $seconds s, $closer ($(lab_mode) gateway)"
 pids=()
 for ((i = 1; i <= hosts; i++)); do
-    ip netns exec "snl-h$i" "$client" --target "$SERVER:$port" --threads "$threads" --duration "$seconds" \
+    ip netns exec "snl-h$i" "$client" "${client_close[@]}" --target "$SERVER:$port" --threads "$threads" --duration "$seconds" \
         --pause-ms "${SNL_STORM_PAUSE_MS:-0}" --interval 5 --json > "$TEST_TMP/h$i.json" 2> "$TEST_TMP/h$i.progress" &
     pids+=($!)
 done

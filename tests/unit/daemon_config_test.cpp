@@ -329,6 +329,14 @@ TEST(DaemonConfigRender, RoundTripsEveryField) {
     without_eal.eal_args.clear();
     EXPECT_EQ(render_config_file(second), render_config_file(without_eal));
 
+    // A newline in an EAL argument stays inside the comment line (found by hand while fuzzing:
+    // it used to start lines of its own in the saved file).
+    DaemonConfig injected = first;
+    injected.eal_args = {"0\n[pool.evil]\naddresses = 198.19.9.9"};
+    const std::string saved = render_config_file(injected);
+    EXPECT_EQ(saved.find("\n[pool.evil]"), std::string::npos) << saved;
+    expect_same(first, parse_text(saved).config);
+
     // And the shipped lab file, whose defaults are spelled out.
     const DaemonConfig lab = parse({"--config", std::string(SNATGW_SOURCE_DIR) + "/conf/snatgw.conf"}).config;
     expect_same(lab, parse_text(render_config_file(lab)).config);
@@ -474,6 +482,13 @@ const ErrorCase kErrorCases[] = {
 std::string case_name(const ::testing::TestParamInfo<ErrorCase>& info) { return info.param.name; }
 
 INSTANTIATE_TEST_SUITE_P(DaemonConfigErrors, DaemonConfigError, ::testing::ValuesIn(kErrorCases), case_name);
+
+TEST(DaemonConfigCommandLine, ControlCharactersAreRefused) {
+    // They would turn into lines of their own when the running configuration is saved.
+    EXPECT_TRUE(mentions(error_of({"--control.socket", "/run/x.sock\n[dataplane]\nworkers = 7"}),
+                         {"command line", "control character"}));
+    EXPECT_TRUE(mentions(error_of({"--dataplane.steering", "auto\t"}), {"control character"}));
+}
 
 }  // namespace
 }  // namespace snatgw::test

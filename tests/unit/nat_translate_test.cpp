@@ -1042,7 +1042,8 @@ TEST(NatTranslate, BurstSameAsOneByOne) {
     {
         auto b = from_inside(n3, Kind::Open);
         b.frag(0, true);
-        add("first fragment", b.build(), D, DropReason::Ipv4Fragment);
+        // More fragments follow, but this one's payload is not a multiple of 8 bytes.
+        add("first fragment, bad length", b.build(), D, DropReason::FragmentMalformed);
     }
     add("new TCP SYN, first of a pair", from_inside(pair2, Kind::Open).build(), F);
     add("new UDP0 flow", from_inside(n3, Kind::Open).build(), F);

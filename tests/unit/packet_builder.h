@@ -799,4 +799,144 @@ inline std::optional<Decoded> decode(const uint8_t* frame, size_t len) {
 
 inline std::optional<Decoded> decode(const std::vector<uint8_t>& frame) { return decode(frame.data(), frame.size()); }
 
+// ---------------------------------------------------------------------------
+// Fragments
+// ---------------------------------------------------------------------------
+
+namespace detail {
+
+// Offset of the IPv4 header of an Ethernet [+802.1Q] frame, or 0.
+inline size_t ipv4_offset(const std::vector<uint8_t>& f) {
+    if (f.size() < 14) return 0;
+    if (rd16(f.data() + 12) == ETHERTYPE_IPV4) return 14;
+    if (rd16(f.data() + 12) == ETHERTYPE_VLAN && f.size() >= 18 && rd16(f.data() + 16) == ETHERTYPE_IPV4) return 18;
+    return 0;
+}
+
+inline void fix_ipv4_checksum(uint8_t* h, size_t ihl) {
+    h[10] = h[11] = 0;
+    wr16(h + 10, inet_checksum(h, ihl));
+}
+
+}  // namespace detail
+
+// Splits a complete frame (Ethernet [+802.1Q] + an unfragmented IPv4 packet) the way a sender
+// does (RFC 791): pieces of at most `max_payload` IP payload bytes (rounded down to a multiple
+// of 8), each with a copy of the header (options included), its offset and MF flag, total
+// length and header checksum. The L4 checksum stays the whole datagram's (in the first piece).
+inline std::vector<std::vector<uint8_t>> fragment_frame(const std::vector<uint8_t>& frame, size_t max_payload) {
+    using detail::rd16;
+    const size_t l3 = detail::ipv4_offset(frame);
+    if (l3 == 0 || frame.size() < l3 + 20) throw std::invalid_argument("fragment_frame(): not an IPv4 frame");
+    const uint8_t* ip = frame.data() + l3;
+    const size_t ihl = static_cast<size_t>(ip[0] & 0x0f) * 4;
+    const size_t total = rd16(ip + 2);
+    if ((rd16(ip + 6) & 0x3fff) != 0) throw std::invalid_argument("fragment_frame(): already a fragment");
+    if (total > frame.size() - l3 || total < ihl) throw std::invalid_argument("fragment_frame(): bad total length");
+    const size_t step = max_payload / 8 * 8;
+    if (step == 0) throw std::invalid_argument("fragment_frame(): max_payload < 8");
+    const size_t payload = total - ihl;
+    std::vector<std::vector<uint8_t>> out;
+    for (size_t off = 0; off < payload; off += step) {
+        const size_t n = payload - off < step ? payload - off : step;
+        const bool more = off + n < payload;
+        std::vector<uint8_t> f(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(l3 + ihl));
+        f.insert(f.end(), ip + ihl + off, ip + ihl + off + n);
+        uint8_t* h = f.data() + l3;
+        detail::wr16(h + 2, static_cast<uint16_t>(ihl + n));
+        detail::wr16(h + 6, static_cast<uint16_t>((rd16(ip + 6) & 0x4000) | (more ? 0x2000 : 0) | (off / 8)));
+        detail::fix_ipv4_checksum(h, ihl);
+        out.push_back(std::move(f));
+    }
+    return out;
+}
+
+// One fragment frame with raw fields, for malformed cases: the header of `frame` (a complete
+// frame), offset in 8-byte units, MF, and `data` as its IP payload.
+inline std::vector<uint8_t> fragment_piece(const std::vector<uint8_t>& frame, uint16_t offset_units, bool more,
+                                           const std::vector<uint8_t>& data) {
+    const size_t l3 = detail::ipv4_offset(frame);
+    if (l3 == 0) throw std::invalid_argument("fragment_piece(): not an IPv4 frame");
+    const size_t ihl = static_cast<size_t>(frame[l3] & 0x0f) * 4;
+    std::vector<uint8_t> f(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(l3 + ihl));
+    f.insert(f.end(), data.begin(), data.end());
+    uint8_t* h = f.data() + l3;
+    detail::wr16(h + 2, static_cast<uint16_t>(ihl + data.size()));
+    detail::wr16(h + 6, static_cast<uint16_t>((more ? 0x2000 : 0) | (offset_units & 0x1fff)));
+    detail::fix_ipv4_checksum(h, ihl);
+    return f;
+}
+
+// Reassembles fragment frames (any order, duplicates allowed if identical) as a receiver would:
+// one frame with the first fragment's L2 and IPv4 header, MF and offset cleared, total length
+// and header checksum recomputed. nullopt (with `why`) if they are not all of one datagram
+// (source, destination, id, protocol), leave a gap, miss the last piece, or overlap with
+// different bytes. Checks every piece's header checksum.
+inline std::optional<std::vector<uint8_t>> reassemble(const std::vector<std::vector<uint8_t>>& frames,
+                                                      std::string* why = nullptr) {
+    using detail::rd16;
+    using detail::rd32;
+    auto fail = [&](std::string w) -> std::optional<std::vector<uint8_t>> {
+        if (why) *why = std::move(w);
+        return std::nullopt;
+    };
+    if (frames.empty()) return fail("no fragments");
+    std::vector<uint8_t> data;
+    std::vector<bool> have;
+    size_t end = 0;  // payload length, from the piece without MF
+    const std::vector<uint8_t>* first = nullptr;
+    uint32_t src = 0, dst = 0;
+    uint16_t id = 0;
+    uint8_t proto = 0;
+    for (size_t i = 0; i < frames.size(); ++i) {
+        const std::vector<uint8_t>& f = frames[i];
+        const size_t l3 = detail::ipv4_offset(f);
+        if (l3 == 0 || f.size() < l3 + 20) return fail("piece " + std::to_string(i) + " is not IPv4");
+        const uint8_t* h = f.data() + l3;
+        const size_t ihl = static_cast<size_t>(h[0] & 0x0f) * 4;
+        const size_t total = rd16(h + 2);
+        if (ihl < 20 || total < ihl || total > f.size() - l3) return fail("piece " + std::to_string(i) + " has bad lengths");
+        if (inet_checksum(h, ihl) != 0) return fail("piece " + std::to_string(i) + " has a bad header checksum");
+        if (i == 0) {
+            src = rd32(h + 12);
+            dst = rd32(h + 16);
+            id = rd16(h + 4);
+            proto = h[9];
+        } else if (rd32(h + 12) != src || rd32(h + 16) != dst || rd16(h + 4) != id || h[9] != proto) {
+            return fail("piece " + std::to_string(i) + " is of another datagram (" + ip_str(rd32(h + 12)) + " -> " +
+                        ip_str(rd32(h + 16)) + " id " + std::to_string(rd16(h + 4)) + ")");
+        }
+        const uint16_t fl = rd16(h + 6);
+        const size_t off = static_cast<size_t>(fl & 0x1fff) * 8;
+        const size_t n = total - ihl;
+        if (off == 0) first = &f;
+        if ((fl & 0x2000) == 0) end = off + n;
+        if (data.size() < off + n) {
+            data.resize(off + n, 0);
+            have.resize(off + n, false);
+        }
+        for (size_t k = 0; k < n; ++k) {
+            const uint8_t b = h[ihl + k];
+            if (have[off + k] && data[off + k] != b) return fail("overlapping pieces differ at byte " + std::to_string(off + k));
+            data[off + k] = b;
+            have[off + k] = true;
+        }
+    }
+    if (first == nullptr) return fail("no first fragment");
+    if (end == 0) return fail("no last fragment");
+    if (data.size() != end) return fail("bytes beyond the last fragment");
+    for (size_t k = 0; k < end; ++k)
+        if (!have[k]) return fail("gap at byte " + std::to_string(k));
+    const size_t l3 = detail::ipv4_offset(*first);
+    const size_t ihl = static_cast<size_t>((*first)[l3] & 0x0f) * 4;
+    std::vector<uint8_t> out(first->begin(), first->begin() + static_cast<std::ptrdiff_t>(l3 + ihl));
+    out.insert(out.end(), data.begin(), data.end());
+    uint8_t* h = out.data() + l3;
+    if (ihl + end > 0xffff) return fail("datagram longer than 65535 bytes");
+    detail::wr16(h + 2, static_cast<uint16_t>(ihl + end));
+    detail::wr16(h + 6, static_cast<uint16_t>(rd16(h + 6) & 0x4000));
+    detail::fix_ipv4_checksum(h, ihl);
+    return out;
+}
+
 }  // namespace snatgw::test

@@ -93,7 +93,7 @@ snatgw_try() {
             -e "s|@LAB@|$SNL_DIR|" \
             "$LAB_D/snatgw.conf.in" > "$conf"
     fi
-    local eal=(--in-memory --no-telemetry --lcores "${LCORES:-$(default_lcores "$workers")}")
+    local eal=(--in-memory --file-prefix snl --lcores "${LCORES:-$(default_lcores "$workers")}")
     hugepages_setup || { warn "no hugepages: running on 4 KiB pages (--no-huge)"; eal+=(--no-huge -m 1024); }
     # shellcheck disable=SC2206
     [ -n "$EAL_EXTRA" ] && eal+=($EAL_EXTRA)

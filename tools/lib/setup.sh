@@ -8,6 +8,7 @@ SNATGW_PACKAGES=(
     g++ pkg-config meson ninja-build
     libdpdk-dev dpdk
     libboost-program-options-dev nlohmann-json3-dev libspdlog-dev
+    libcpp-httplib-dev  # the Prometheus /metrics endpoint
     libgtest-dev
 )
 
@@ -15,6 +16,9 @@ SNATGW_PACKAGES=(
 SNATGW_LAB_PACKAGES=(
     iproute2 ethtool procps
     nginx-light iperf3 curl iputils-ping traceroute tcpdump python3 python3-scapy
+    prometheus dpdk-dev  # promtool checks /metrics; dpdk-telemetry.py queries telemetry
+    conntrack            # the kernel gateway's counters (tools/lab compare, kernel mode)
+    clang libclang-rt-14-dev  # libFuzzer (tools/fuzz)
 )
 
 snatgw_log() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -37,8 +41,17 @@ snatgw_install_packages() {
     fi
     echo "packages: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Packages such as prometheus come with a service: install them without starting any
+    # (we only want their tools), unless the machine already has a policy of its own.
+    local policy=/usr/sbin/policy-rc.d own_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && own_policy=1
+    fi
     apt-get update -q </dev/null
     apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+    local rc=$?
+    [ "$own_policy" -eq 1 ] && rm -f "$policy"
+    return $rc
 }
 
 # Reserve 2 MiB hugepages if fewer than $1 are there. Prints nothing on success; failure is not
