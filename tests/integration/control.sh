@@ -22,7 +22,9 @@ json_get() { "$PY3" -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.
 check "snatctl version answers" snatctl version
 check "the socket is owner-only (0600)" [ "$(stat -c %a "$sock")" = 600 ]
 
-# Known traffic: 20 UDP flows from h2 (distinct source ports) to the lab's UDP echo service.
+# Known traffic: 20 UDP flows from h2 (distinct source ports) to the lab's UDP echo service,
+# after ending what earlier tests on a shared lab left of h2's UDP sessions.
+snatctl sessions flush --inside 198.18.0.12 --proto udp >/dev/null
 in_ns h2 "$PY3" - "$SERVER" <<'PY'
 import socket, sys
 for i in range(20):
