@@ -127,7 +127,7 @@ check "the policy is unchanged after the bad requests" bash -c "'$ctl' --socket 
 
 # A second daemon must not take over the socket of a live one.
 cp "$SNL_DIR/snatgw.conf" "$TEST_TMP/second.conf"
-second=$(ip netns exec snl-gw "$SNATGW_BIN" --config "$TEST_TMP/second.conf" --control.metrics "" -- --no-huge -m 256 --in-memory --no-telemetry --no-pci --vdev net_null0 --vdev net_null1 2>&1 | tail -3)
+second=$(ip netns exec snl-gw "${SNATGW_BIN:-$SNL_BUILD/control/snatgw}" --config "$TEST_TMP/second.conf" --control.metrics "" -- --no-huge -m 256 --in-memory --no-telemetry --no-pci --vdev net_null0 --vdev net_null1 2>&1 | tail -3)
 check "a second daemon on the same socket refuses to start ($(echo "$second" | grep -o 'another snatgw[^;]*' | head -1))" \
     bash -c "echo \"\$1\" | grep -q 'another snatgw is running'" _ "$second"
 check "the first daemon still answers" snatctl version
