@@ -52,8 +52,15 @@ void LiveConfig::apply(const Change& change) {
     auto next = std::make_unique<NatConfig>(build_nat_config(config_.workers, pools, rules));
 
     published_.store(next.get(), std::memory_order_release);
-    // Grace period: every worker has started a new loop pass (and so adopted `next`).
-    if (rcu_ != nullptr) rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
+    // A worker adopts the published snapshot at the top of a loop pass and reports a quiescent
+    // state at its end. After one grace period no worker references the old snapshot any more
+    // (safe to free), but one may have read the old pointer in the pass that ended it; after a
+    // second, every worker has run a whole pass that began after the first ended, and so uses
+    // `next`: when the request returns, the change is in force everywhere.
+    if (rcu_ != nullptr) {
+        rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
+        rte_rcu_qsbr_synchronize(rcu_, RTE_QSBR_THRID_INVALID);
+    }
     current_ = std::move(next);
     config_.pools = std::move(pools);
     config_.rules = std::move(rules);
