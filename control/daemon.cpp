@@ -359,8 +359,10 @@ StatsSnapshot Daemon::snapshot() const {
     src.control = st.control ? &st.control->counters() : nullptr;
     src.steering = st.shared.steering;
     src.config = st.live ? &st.live->current() : &config_.nat;
-    for (int side = 0; side < 2; ++side)
+    for (int side = 0; side < 2; ++side) {
         src.port_ids[side] = st.port[side] ? static_cast<int>(st.port[side]->id()) : -1;
+        src.mbuf_pools[side] = st.port[side] ? st.port[side]->pool() : nullptr;
+    }
     if (st.events) src.events = EventCounters{st.events->logged(), st.events->lost()};
     src.uptime_s = st.start_tsc == 0 ? 0.0
                                      : static_cast<double>(rte_rdtsc() - st.start_tsc) /

@@ -125,6 +125,18 @@ constexpr WorkerFamily kWorkerFamilies[] = {
      [](const WorkerStats& w) { return w.engine.sessions_evicted; }},
     {"snatgw_sessions_flushed_total", "counter", "Sessions ended by an operator (flush).",
      [](const WorkerStats& w) { return w.engine.sessions_flushed; }},
+    {"snatgw_fragments_total", "counter", "IPv4 fragments given to the worker's engine.",
+     [](const WorkerStats& w) { return w.engine.fragments; }},
+    {"snatgw_fragments_held_total", "counter",
+     "Fragments that waited for the first fragment of their datagram.",
+     [](const WorkerStats& w) { return w.engine.fragments_held; }},
+    {"snatgw_fragment_datagrams_evicted_total", "counter",
+     "Fragmented datagrams whose state was dropped to make room.",
+     [](const WorkerStats& w) { return w.engine.fragment_datagrams_evicted; }},
+    {"snatgw_fragment_datagrams", "gauge", "Fragmented datagrams being tracked.",
+     [](const WorkerStats& w) { return w.engine.fragment_datagrams; }},
+    {"snatgw_fragments_waiting", "gauge", "Fragments held, waiting for their datagram's first.",
+     [](const WorkerStats& w) { return w.engine.fragments_waiting; }},
     {"snatgw_insert_failed_total", "counter", "Session inserts the hash refused while it had room.",
      [](const WorkerStats& w) { return w.engine.insert_failed; }},
     {"snatgw_worker_drops_total", "counter", "Packets the worker's engine dropped, any reason.",
@@ -318,6 +330,14 @@ std::string prometheus_text(const StatsSnapshot& s) {
         for (int side = 0; side < 2; ++side)
             if (s.ports[side].present) w.sample({{"port", kSideNames[side]}}, s.ports[side].*f.field);
     }
+
+    w.family("snatgw_mbufs_in_use", "gauge",
+             "Mbufs of the port's pool that are out (not in the pool or a per-lcore cache).");
+    for (int side = 0; side < 2; ++side)
+        if (s.mbufs[side].present) w.sample({{"port", kSideNames[side]}}, s.mbufs[side].in_use);
+    w.family("snatgw_mbufs", "gauge", "Size of the port's mbuf pool.");
+    for (int side = 0; side < 2; ++side)
+        if (s.mbufs[side].present) w.sample({{"port", kSideNames[side]}}, s.mbufs[side].size);
 
     w.family("snatgw_events_logged_total", "counter", "NAT event log records written.");
     w.sample({}, s.events.logged);

@@ -90,6 +90,16 @@ std::string format_stats(const StatsSnapshot& s) {
              ull(p.tx), ull(p.tx_errors));
     }
 
+    for (int side = 0; side < 2; ++side)
+        if (s.mbufs[side].present)
+            line(out, "mbufs %s: in_use=%llu size=%llu\n", kSideNames[side],
+                 ull(s.mbufs[side].in_use), ull(s.mbufs[side].size));
+    line(out,
+         "fragments: received=%llu held=%llu datagrams_evicted=%llu datagrams_tracked=%llu "
+         "waiting=%llu\n",
+         ull(te.fragments), ull(te.fragments_held), ull(te.fragment_datagrams_evicted),
+         ull(te.fragment_datagrams), ull(te.fragments_waiting));
+
     for (const PortUse& u : s.ports_in_use)
         line(out, "ports_in_use: pool=%s address=%s tcp=%llu udp=%llu icmp=%llu capacity=%llu\n",
              u.pool.c_str(), format_ipv4(u.address).c_str(), ull(u.in_use[0]),

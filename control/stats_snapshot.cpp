@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <rte_ethdev.h>
+#include <rte_mempool.h>
 
 #include "config_builder.h"
 #include "nat_config.h"
@@ -116,6 +117,16 @@ EthPortStats eth_stats(int port_id) {
     return p;
 }
 
+MbufPoolStats mbuf_stats(const rte_mempool* pool) {
+    MbufPoolStats m;
+    if (pool == nullptr) return m;
+    m.present = true;
+    m.size = pool->size;
+    // Reads the ring count and the per-lcore cache lengths without a lock; safe from any thread.
+    m.in_use = rte_mempool_in_use_count(pool);
+    return m;
+}
+
 }  // namespace
 
 WorkerStats StatsSnapshot::total() const {
@@ -148,7 +159,10 @@ StatsSnapshot collect_stats(const StatsSources& src) {
         s.workers.push_back(ws);
     }
     if (src.control != nullptr) s.control = copy_of(*src.control);
-    for (int side = 0; side < 2; ++side) s.ports[side] = eth_stats(src.port_ids[side]);
+    for (int side = 0; side < 2; ++side) {
+        s.ports[side] = eth_stats(src.port_ids[side]);
+        s.mbufs[side] = mbuf_stats(src.mbuf_pools[side]);
+    }
     if (src.config != nullptr) {
         for (const Pool& pool : src.config->pools) {
             for (uint32_t addr : pool.addresses) {
@@ -295,6 +309,19 @@ nlohmann::json stats_to_json(const StatsSnapshot& s) {
                                    {"tx_errors", p.tx_errors}};
     }
     j["ports"] = std::move(ports);
+
+    json mbufs = json::object();
+    for (int side = 0; side < 2; ++side)
+        if (s.mbufs[side].present)
+            mbufs[kSideNames[side]] = {{"in_use", s.mbufs[side].in_use},
+                                       {"size", s.mbufs[side].size}};
+    j["mbufs"] = std::move(mbufs);
+
+    j["fragments"] = {{"received", t.engine.fragments},
+                      {"held", t.engine.fragments_held},
+                      {"datagrams_evicted", t.engine.fragment_datagrams_evicted},
+                      {"datagrams_tracked", t.engine.fragment_datagrams},
+                      {"waiting", t.engine.fragments_waiting}};
     j["events"] = {{"logged", s.events.logged}, {"lost", s.events.lost}};
     return j;
 }

@@ -20,6 +20,8 @@
 #include "steering.h"
 #include "worker_loop.h"
 
+struct rte_mempool;
+
 namespace snatgw {
 
 class NatWorker;
@@ -45,6 +47,15 @@ struct EthPortStats {
     uint64_t rx = 0, tx = 0, missed = 0, rx_errors = 0, rx_nombuf = 0, tx_errors = 0;
 };
 
+// A port's mbuf pool: how many of its buffers are out (in rings, held by a worker or the
+// control lcore, or in flight). Mbufs parked in the per-lcore caches count as free, so the
+// figure moves by up to cache size x lcores without a leak; a leak shows as a level that keeps
+// climbing after the traffic stops.
+struct MbufPoolStats {
+    bool present = false;  // false: no pool (the fields are zero)
+    uint64_t in_use = 0, size = 0;
+};
+
 inline constexpr std::size_t kPortSpaces = static_cast<std::size_t>(PortSpace::Count);
 inline constexpr const char* kPortSpaceNames[kPortSpaces] = {"tcp", "udp", "icmp"};
 inline constexpr const char* kSideNames[2] = {"inside", "outside"};
@@ -63,6 +74,7 @@ struct StatsSnapshot {
     std::vector<WorkerStats> workers;
     ControlCounters control;
     EthPortStats ports[2];                // [Side::Inside], [Side::Outside]
+    MbufPoolStats mbufs[2];               // each port's own pool, by side
     std::vector<PortUse> ports_in_use;    // in configuration order (pool, then address)
     EventCounters events;
 
@@ -78,6 +90,7 @@ struct StatsSources {
     SteeringPlan steering;
     const NatConfig* config = nullptr;       // for the pool addresses of ports_in_use
     int port_ids[2] = {-1, -1};              // DPDK port ids by side; -1: none
+    const rte_mempool* mbuf_pools[2] = {nullptr, nullptr};  // each port's pool, by side
     EventCounters events;
     double uptime_s = 0;
 };

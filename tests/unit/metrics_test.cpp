@@ -3,6 +3,7 @@
 // telemetry dicts; the /metrics HTTP server on 127.0.0.1; and collect_stats() over real engines.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <rte_mbuf.h>
 #include <rte_telemetry.h>
 
 #include <unistd.h>
@@ -83,6 +84,11 @@ StatsSnapshot sample_snapshot() {
         w.engine.tcp_state[state_index(TcpState::TimeWait)] = 2 * k;
         w.engine.udp_sessions = 3 * k;
         w.engine.icmp_sessions = 1 * k;
+        w.engine.fragments = 15 * k;
+        w.engine.fragments_held = 5 * k;
+        w.engine.fragment_datagrams_evicted = 1 * k;
+        w.engine.fragment_datagrams = 2 * k;
+        w.engine.fragments_waiting = 3 * k;
         w.sessions = 12 * k;
         w.session_capacity = 4096;
         s.workers.push_back(w);
@@ -116,6 +122,8 @@ StatsSnapshot sample_snapshot() {
     b.in_use[1] = 0;
     b.in_use[2] = 0;
     s.ports_in_use.push_back(b);
+    s.mbufs[0] = {true, 300, 16384};
+    s.mbufs[1] = {true, 420, 16384};
     s.events = {77, 3};
     return s;
 }
@@ -132,7 +140,8 @@ TEST(StatsJson, HasTheDocumentedShape) {
     const json j = stats_to_json(sample_snapshot());
     EXPECT_EQ(keys_of(j), (std::set<std::string>{"uptime_s", "steering", "workers", "total",
                                                   "drops", "sessions_by_state", "ports_in_use",
-                                                  "loop", "control", "ports", "events"}));
+                                                  "loop", "control", "ports", "mbufs",
+                                                  "fragments", "events"}));
     const std::set<std::string> worker_keys = {
         "rx_inside", "rx_outside", "tx_inside", "tx_outside", "found", "new", "reopened",
         "translated", "handoffs", "handoff_ring_full", "insert_failed", "expired", "evicted",
@@ -163,6 +172,11 @@ TEST(StatsJson, HasTheDocumentedShape) {
     EXPECT_EQ(keys_of(j["ports"]["inside"]),
               (std::set<std::string>{"rx", "tx", "missed", "rx_errors", "rx_nombuf",
                                      "tx_errors"}));
+    EXPECT_EQ(keys_of(j["mbufs"]), (std::set<std::string>{"inside", "outside"}));
+    EXPECT_EQ(keys_of(j["mbufs"]["inside"]), (std::set<std::string>{"in_use", "size"}));
+    EXPECT_EQ(keys_of(j["fragments"]),
+              (std::set<std::string>{"received", "held", "datagrams_evicted", "datagrams_tracked",
+                                     "waiting"}));
     EXPECT_EQ(keys_of(j["events"]), (std::set<std::string>{"logged", "lost"}));
 }
 
@@ -226,15 +240,25 @@ TEST(StatsJson, CarriesTheValues) {
               (json{{"rx", 1000}, {"tx", 900}, {"missed", 7}, {"rx_errors", 1},
                     {"rx_nombuf", 2}, {"tx_errors", 3}}));
     EXPECT_EQ(j["ports"]["outside"]["missed"], 17);
+    EXPECT_EQ(j["mbufs"]["inside"], (json{{"in_use", 300}, {"size", 16384}}));
+    EXPECT_EQ(j["mbufs"]["outside"]["in_use"], 420);
+    EXPECT_EQ(j["fragments"], (json{{"received", 45},
+                                    {"held", 15},
+                                    {"datagrams_evicted", 3},
+                                    {"datagrams_tracked", 6},
+                                    {"waiting", 9}}));
     EXPECT_EQ(j["events"], (json{{"logged", 77}, {"lost", 3}}));
 }
 
 TEST(StatsJson, LeavesOutAbsentPorts) {
     StatsSnapshot s = sample_snapshot();
     s.ports[1] = {};
+    s.mbufs[0] = {};
     const json j = stats_to_json(s);
     EXPECT_TRUE(j["ports"].contains("inside"));
     EXPECT_FALSE(j["ports"].contains("outside"));
+    EXPECT_FALSE(j["mbufs"].contains("inside"));
+    EXPECT_TRUE(j["mbufs"].contains("outside"));
     EXPECT_EQ(stats_to_json(StatsSnapshot{})["workers"], json::array());
 }
 
@@ -298,6 +322,11 @@ TEST(StatsReport, KeepsTheLinesScriptsRead) {
     EXPECT_EQ(lines["sessions:"], "sessions: tcp_established=18 tcp_time_wait=6 udp=9 icmp=3\n");
     const std::string& loop = lines["loop:"];
     EXPECT_EQ(value_of(loop, "tx_dropped_in"), "3");
+    EXPECT_EQ(lines["fragments:"],
+              "fragments: received=45 held=15 datagrams_evicted=3 datagrams_tracked=6 "
+              "waiting=9\n");
+    EXPECT_NE(text.find("mbufs inside: in_use=300 size=16384\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("mbufs outside: in_use=420 size=16384\n"), std::string::npos) << text;
     EXPECT_EQ(value_of(loop, "tx_dropped_out"), "6");
     EXPECT_EQ(value_of(loop, "punted"), "18");
     EXPECT_EQ(value_of(loop, "no_route"), "24");
@@ -380,7 +409,10 @@ TEST(MetricsPrometheus, EveryFamilyHasHelpAndType) {
           "snatgw_handoff_ring_full_total", "snatgw_ports_in_use", "snatgw_port_capacity",
           "snatgw_port_packets_total", "snatgw_port_missed_total", "snatgw_events_logged_total",
           "snatgw_events_lost_total", "snatgw_control_arp_requests_answered_total",
-          "snatgw_control_ring_full_total"})
+          "snatgw_control_ring_full_total", "snatgw_mbufs_in_use", "snatgw_mbufs",
+          "snatgw_fragments_total", "snatgw_fragments_held_total",
+          "snatgw_fragment_datagrams_evicted_total", "snatgw_fragment_datagrams",
+          "snatgw_fragments_waiting"})
         EXPECT_EQ(families.count(name), 1u) << name;
     for (const auto& [name, f] : families) {
         EXPECT_FALSE(f.help.empty()) << name;
@@ -431,6 +463,10 @@ TEST(MetricsPrometheus, CarriesTheValues) {
     EXPECT_EQ(v("snatgw_sessions_flushed_total", "snatgw_sessions_flushed_total{worker=\"1\"}"),
               "16");
     EXPECT_EQ(v("snatgw_insert_failed_total", "snatgw_insert_failed_total{worker=\"0\"}"), "3");
+    EXPECT_EQ(v("snatgw_fragments_total", "snatgw_fragments_total{worker=\"1\"}"), "30");
+    EXPECT_EQ(v("snatgw_fragments_waiting", "snatgw_fragments_waiting{worker=\"0\"}"), "3");
+    EXPECT_EQ(v("snatgw_mbufs_in_use", "snatgw_mbufs_in_use{port=\"outside\"}"), "420");
+    EXPECT_EQ(v("snatgw_mbufs", "snatgw_mbufs{port=\"inside\"}"), "16384");
     EXPECT_EQ(v("snatgw_handoffs_total", "snatgw_handoffs_total{worker=\"1\"}"), "6");
     EXPECT_EQ(v("snatgw_handoff_ring_full_total", "snatgw_handoff_ring_full_total{worker=\"0\"}"),
               "5");
@@ -817,6 +853,27 @@ TEST(StatsCollect, SumsPortCapacityOverWorkers) {
     EXPECT_EQ(s.workers[1].loop.rx[0], 0u);  // no loop counters given: zeros
     ASSERT_EQ(s.ports_in_use.size(), 2u);
     EXPECT_EQ(s.ports_in_use[0].capacity_per_protocol, 65535u - 1024u + 1u);
+}
+
+TEST(StatsCollect, CountsMbufsInUseOfEachPortPool) {
+    rte_mempool* pool = rte_pktmbuf_pool_create("stats_mbufs", 1023, 32, 0,
+                                                RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+    ASSERT_NE(pool, nullptr);
+    std::vector<rte_mbuf*> held(40, nullptr);
+    ASSERT_EQ(rte_pktmbuf_alloc_bulk(pool, held.data(), 40), 0);
+    StatsSources src;
+    src.mbuf_pools[1] = pool;  // outside
+    StatsSnapshot s = collect_stats(src);
+    EXPECT_FALSE(s.mbufs[0].present);
+    ASSERT_TRUE(s.mbufs[1].present);
+    EXPECT_EQ(s.mbufs[1].size, 1023u);
+    EXPECT_EQ(s.mbufs[1].in_use, 40u);  // freed mbufs parked in the lcore cache count as free
+    rte_pktmbuf_free_bulk(held.data(), 30);
+    s = collect_stats(src);
+    EXPECT_EQ(s.mbufs[1].in_use, 10u);
+    rte_pktmbuf_free_bulk(held.data() + 30, 10);
+    EXPECT_EQ(collect_stats(src).mbufs[1].in_use, 0u);
+    rte_mempool_free(pool);
 }
 
 }  // namespace
