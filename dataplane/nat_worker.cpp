@@ -513,22 +513,29 @@ void NatWorker::free_session(uint32_t idx, DeleteReason why, uint32_t now_ms) {
 
 void NatWorker::expire_one(uint32_t idx, uint32_t now_ms) {
     Session& s = sessions_.at(idx);
-    const bool open_tcp = s.proto == kProtoTcp && (s.tclass == TimeoutClass::Embryonic ||
-                                                   s.tclass == TimeoutClass::Established ||
+    // An expired handshake is freed at once, as conntrack does: after tcp_transitory (>= 4 min,
+    // RFC 5382) without a packet, the remote holds nothing for the pair (a listener drops an
+    // unanswered SYN_RECV within about a minute; a connection that never opened leaves no
+    // TIME_WAIT), and holding the port for a quarantine would let a SYN flood pin the table.
+    const bool open_tcp = s.proto == kProtoTcp && (s.tclass == TimeoutClass::Established ||
                                                    s.tclass == TimeoutClass::Transitory);
     if (open_tcp) {
-        // We cannot know what the remote still holds: keep the pair out of reuse for the
-        // quarantine (invariant I4). The same inside flow may reopen it with a SYN.
+        // An opened connection: we cannot know what the remote still holds, so keep the pair
+        // out of reuse for the quarantine (invariant I4). The same inside flow may reopen it
+        // with a SYN.
         ++counters_.sessions_expired;
         set_state(s, TcpState::Expired);
         lru_.reclass(idx, TimeoutClass::Quarantine, now_ms);
         return;
     }
-    if (s.proto != kProtoTcp) ++counters_.sessions_expired;
-    // A TCP session freed here had ended (closed, reset) or was in quarantine after expiring.
+    const bool handshake = s.proto == kProtoTcp && s.tclass == TimeoutClass::Embryonic;
+    if (s.proto != kProtoTcp || handshake) ++counters_.sessions_expired;
+    // A TCP session freed here had ended (closed, reset), was in quarantine after expiring, or
+    // expired in its handshake.
     free_session(idx,
-                 s.proto == kProtoTcp && s.state != TcpState::Expired ? DeleteReason::Closed
-                                                                      : DeleteReason::Expired,
+                 s.proto == kProtoTcp && s.state != TcpState::Expired && !handshake
+                     ? DeleteReason::Closed
+                     : DeleteReason::Expired,
                  now_ms);
 }
 

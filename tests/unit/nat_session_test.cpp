@@ -338,10 +338,24 @@ TEST(NatSessionTimeout, EmbryonicTcpUsesTransitoryTimeout) {
     ASSERT_NO_FATAL_FAILURE(c.syn(t0));
     EXPECT_EQ(h.worker().expire(t0 + 239000, kBigBudget), 0u);
     EXPECT_EQ(tcp_gauge(h, TcpState::SynSent), 1u);
+    // An unanswered handshake is freed at its timeout, without a quarantine: the remote holds
+    // nothing for the pair by then, and a SYN flood must not pin ports for longer.
     EXPECT_EQ(h.worker().expire(t0 + 241100, kBigBudget), 1u);
     EXPECT_EQ(tcp_gauge(h, TcpState::SynSent), 0u);
-    EXPECT_EQ(tcp_gauge(h, TcpState::Expired), 1u);
-    EXPECT_EQ(h.worker().expire(t0 + 241100 + 121100, kBigBudget), 1u);
+    EXPECT_EQ(tcp_gauge(h, TcpState::Expired), 0u);
+    EXPECT_EQ(h.counters().sessions_expired, 1u);
+    EXPECT_TRUE(all_clear(h, {kPub0, kPub1}));
+}
+
+TEST(NatSessionTimeout, AnsweredHandshakeIsAlsoFreedAtItsTimeout) {
+    NatHarness h;
+    const uint32_t t0 = 1000;
+    Tcp c{h, inside_ip(1), 40000};
+    ASSERT_NO_FATAL_FAILURE(c.syn(t0));
+    ASSERT_NO_FATAL_FAILURE(c.synack(t0 + 10));  // the inside host never sends its ACK
+    EXPECT_EQ(tcp_gauge(h, TcpState::SynRecv), 1u);
+    EXPECT_EQ(h.worker().expire(t0 + 10 + 239000, kBigBudget), 0u);
+    EXPECT_EQ(h.worker().expire(t0 + 10 + 241100, kBigBudget), 1u);
     EXPECT_TRUE(all_clear(h, {kPub0, kPub1}));
 }
 
@@ -401,12 +415,11 @@ TEST(NatSessionTimeout, PerPoolTimeouts) {
     EXPECT_TRUE(dropped(udp_in(h, kServer, 53, fast_udp, t0 + 11200), DropReason::NoSession));
     EXPECT_TRUE(forwarded_in(udp_in(h, kServer, 53, slow_udp, t0 + 11200), slow_host, 5000));
     EXPECT_EQ(h.worker().expire(t0 + 19000, kBigBudget), 0u);
-    EXPECT_EQ(h.worker().expire(t0 + 21100, kBigBudget), 1u);  // embryonic 20 s
-    EXPECT_EQ(tcp_gauge(h, TcpState::Expired), 1u);
-    EXPECT_EQ(tcp_gauge(h, TcpState::Established), 1u);
-    EXPECT_EQ(h.worker().expire(t0 + 28000, kBigBudget), 0u);  // quarantine 7 s: 28.1 s
-    EXPECT_EQ(h.worker().expire(t0 + 29000, kBigBudget), 1u);  // the embryonic one freed
+    EXPECT_EQ(h.worker().expire(t0 + 21100, kBigBudget), 1u);  // embryonic 20 s: freed
+    EXPECT_EQ(tcp_gauge(h, TcpState::SynSent), 0u);
     EXPECT_EQ(tcp_gauge(h, TcpState::Expired), 0u);
+    EXPECT_EQ(tcp_gauge(h, TcpState::Established), 1u);
+    EXPECT_EQ(h.worker().expire(t0 + 29000, kBigBudget), 0u);
     EXPECT_EQ(h.worker().expire(t0 + 31100, kBigBudget), 1u);  // established 30 s
     EXPECT_EQ(tcp_gauge(h, TcpState::Established), 0u);
     EXPECT_EQ(tcp_gauge(h, TcpState::Expired), 1u);
@@ -915,19 +928,23 @@ TEST(NatSessionExhaustion, TenPortsTenSessionsToOneRemote) {
     EXPECT_TRUE(dropped(tcp_out(h, inside_ip(13), 40000, kServer, 80, TCP_SYN, 1, 0, now),
                         DropReason::PortsExhausted));
 
-    // Everything expires: the pairs are quarantined first, then free.
+    // Everything expires: the opened pairs are quarantined first, then free; the unanswered
+    // handshake (late) is freed at once, so its pair is the only one to take meanwhile.
     const uint32_t t1 = now + 7441100;
     h.worker().expire(t1, kBigBudget);
     EXPECT_EQ(tcp_gauge(h, TcpState::Expired), h.worker().sessions().size());
-    EXPECT_EQ(h.worker().sessions().size(), 11u);
-    EXPECT_TRUE(dropped(tcp_out(h, inside_ip(13), 40000, kServer, 80, TCP_SYN, 1, 0, t1 + 1000),
+    EXPECT_EQ(h.worker().sessions().size(), 10u);
+    Tcp again{h, inside_ip(13), 40000};
+    ASSERT_NO_FATAL_FAILURE(again.syn(t1 + 1000));
+    EXPECT_EQ(again.m.port, conns[3].m.port);
+    EXPECT_TRUE(dropped(tcp_out(h, inside_ip(14), 40000, kServer, 80, TCP_SYN, 1, 0, t1 + 1000),
                         DropReason::PortsExhausted));
     h.worker().expire(t1 + 119000, kBigBudget);
-    EXPECT_TRUE(dropped(tcp_out(h, inside_ip(13), 40000, kServer, 80, TCP_SYN, 1, 0, t1 + 119000),
+    EXPECT_TRUE(dropped(tcp_out(h, inside_ip(14), 40000, kServer, 80, TCP_SYN, 1, 0, t1 + 119000),
                         DropReason::PortsExhausted));
     h.worker().expire(t1 + 121100, kBigBudget);
-    EXPECT_TRUE(all_clear(h, {kPub0}));
-    for (int hn = 13; hn <= 22; ++hn) {
+    EXPECT_EQ(h.worker().sessions().size(), 1u);  // again, still in its handshake
+    for (int hn = 14; hn <= 22; ++hn) {
         Tcp t{h, inside_ip(hn), 40000};
         ASSERT_NO_FATAL_FAILURE(t.syn(t1 + 121200));
     }
@@ -1001,11 +1018,11 @@ TEST(NatSessionGauges, FollowStatesAndReturnToZero) {
     h.worker().expire(t0 + 121100, kBigBudget);
     EXPECT_EQ(h.counters().udp_sessions, 0u);
     EXPECT_EQ(h.worker().sessions().size(), 4u);
-    h.worker().expire(t0 + 241100, kBigBudget);  // embryonic and closing -> Expired
+    h.worker().expire(t0 + 241100, kBigBudget);  // embryonic: freed; closing -> Expired
     EXPECT_EQ(g[static_cast<std::size_t>(TcpState::SynSent)], 0u);
     EXPECT_EQ(g[static_cast<std::size_t>(TcpState::SynRecv)], 0u);
     EXPECT_EQ(g[static_cast<std::size_t>(TcpState::FinWait)], 0u);
-    EXPECT_EQ(g[static_cast<std::size_t>(TcpState::Expired)], 3u);
+    EXPECT_EQ(g[static_cast<std::size_t>(TcpState::Expired)], 1u);
     EXPECT_EQ(g[static_cast<std::size_t>(TcpState::Established)], 1u);
     EXPECT_TRUE(gauges_consistent(h));
     h.worker().expire(t0 + 7441100, kBigBudget);
