@@ -483,3 +483,23 @@ TEST(NatperfRunner, TeardownChecksTheStateIsGone) {
     EXPECT_EQ(rec["result"]["connections"], 200);
     EXPECT_EQ(b.nat.sessions(), 0u);
 }
+
+TEST(NatperfDirectionStats, OnPaceOnlyWhenEveryFrameLeftInItsSlot) {
+    DirectionStats d;
+    d.planned = d.sent = 1001;
+    d.tx_seconds = 0.1;  // 1000 gaps at 10000 frames/s: exactly on time
+    EXPECT_TRUE(d.on_pace(10000));
+    d.tx_seconds = 0.1 * 1.02 + 0.00019;  // within 2 % + 200 us
+    EXPECT_TRUE(d.on_pace(10000));
+    d.tx_seconds = 0.1 * 1.03;  // 3 % late
+    EXPECT_FALSE(d.on_pace(10000));
+    d.tx_seconds = 0.2;  // pushed back to half the rate: every frame arrived, but at 5000/s
+    EXPECT_FALSE(d.on_pace(10000));
+    EXPECT_TRUE(d.on_pace(5000));
+    d.tx_seconds = 0.1;
+    d.sent = 1000;  // one frame never left
+    EXPECT_FALSE(d.on_pace(10000));
+    DirectionStats one;
+    one.planned = one.sent = 1;
+    EXPECT_TRUE(one.on_pace(1e6));
+}

@@ -62,21 +62,25 @@ std::string num(const json& v) {
 void trial_table(std::ostringstream& o, const json& test) {
     if (!test.contains("trials") || test["trials"].empty()) return;
     char line[256];
-    std::snprintf(line, sizeof line, "  %-5s %-8s %12s %9s %11s %11s %9s %8s %s\n", "trial", "step",
-                  "value", "dir", "sent", "received", "lost", "loss%", "result");
+    std::snprintf(line, sizeof line, "  %-5s %-8s %12s %9s %11s %11s %9s %8s %12s %s\n", "trial", "step",
+                  "value", "dir", "sent", "received", "lost", "loss%", "sent/s", "result");
     o << line;
     for (const json& t : test["trials"]) {
         bool first = true;
         for (const char* dir : {"forward", "reverse"}) {
             if (!t.contains(dir)) continue;
             const json& d = t[dir];
-            std::snprintf(line, sizeof line, "  %-5s %-8s %12s %9s %11s %11s %9s %8s %s\n",
+            // "(slow)": the rate was not offered (every frame arrived, but late or not sent).
+            const bool slow = d.contains("on_pace") && !d["on_pace"].get<bool>();
+            const std::string verdict = first ? (t.value("pass", false) ? "pass" : "FAIL") : "";
+            std::snprintf(line, sizeof line, "  %-5s %-8s %12s %9s %11s %11s %9s %8s %12s %s%s\n",
                           first ? std::to_string(t.value("trial", 0)).c_str() : "",
                           first ? t.value("step", "").c_str() : "",
                           first ? num(t.value("value", json())).c_str() : "", dir,
                           num(d["sent"]).c_str(), num(d["received"]).c_str(), num(d["lost"]).c_str(),
                           fmt("%.4f", d["loss_percent"].get<double>()).c_str(),
-                          first ? (t.value("pass", false) ? "pass" : "FAIL") : "");
+                          num(d.value("achieved_rate_fps", json())).c_str(), verdict.c_str(),
+                          slow ? " (slow)" : "");
             o << line;
             first = false;
         }

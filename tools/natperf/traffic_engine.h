@@ -83,6 +83,15 @@ struct DirectionStats {
     std::vector<uint64_t> latency_cycles;  // sampled one-way latencies (TSC cycles), sorted
     bool tx_short() const { return sent < planned; }
     bool lossless() const { return sent == planned && received == sent; }
+    // Whether the rate was really offered: every frame sent, the last one no later than 2 %
+    // (plus 200 us of scheduling slack) after its slot. A DUT that pushes back (memif rings)
+    // or a tester that cannot keep up makes the trial last longer; it then measured a lower
+    // rate than the one it is named after, and must not pass for it.
+    bool on_pace(double rate) const {
+        if (sent != planned) return false;
+        if (planned <= 1 || rate <= 0) return true;
+        return tx_seconds <= static_cast<double>(planned - 1) / rate * 1.02 + 0.0002;
+    }
 };
 
 struct TrialStats {

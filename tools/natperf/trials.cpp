@@ -81,6 +81,14 @@ json Runner::trial_record(const std::string& step, double value, const TrialStat
               {"elapsed_s", s.elapsed_s}};
     if (forward) t["forward"] = direction_json(s.forward, engine_.tsc_hz());
     if (reverse) t["reverse"] = direction_json(s.reverse, engine_.tsc_hz());
+    // Whether the trial's rate was really offered (DirectionStats::on_pace). Forward traffic
+    // always runs at the trial's value; reverse traffic does in the phase-2 tests only (in
+    // the connection tests it is the validation, at --phase1-rate).
+    const bool phase2 = current_test_ == "throughput" || current_test_ == "frame-loss" ||
+                        current_test_ == "latency";
+    const bool value_is_rate = current_test_ != "capacity" || step == "phase1";  // else a size
+    if (forward && value > 0 && value_is_rate) t["forward"]["on_pace"] = s.forward.on_pace(value);
+    if (reverse && value > 0 && phase2) t["reverse"]["on_pace"] = s.reverse.on_pace(value);
     return t;
 }
 
@@ -162,7 +170,8 @@ void Runner::throughput(json& rec) {
         s.timeout_s = o_.timeout_ms / 1000.0;
         s.seed_stream = ++stream_;
         const TrialStats st = engine_.run(s);
-        const bool pass = (!fwd || st.forward.lossless()) && (!rev || st.reverse.lossless());
+        const bool pass = (!fwd || (st.forward.lossless() && st.forward.on_pace(rate))) &&
+                          (!rev || (st.reverse.lossless() && st.reverse.on_pace(rate)));
         json t = trial_record("search", rate, st, pass, fwd, rev);
         progress(t);
         rec["trials"].push_back(t);
@@ -199,7 +208,8 @@ void Runner::frame_loss_or_latency(json& rec, bool latency) {
     s.timeout_s = o_.timeout_ms / 1000.0;
     s.seed_stream = ++stream_;
     const TrialStats st = engine_.run(s);
-    const bool pass = (!fwd || st.forward.lossless()) && (!rev || st.reverse.lossless());
+    const bool pass = (!fwd || (st.forward.lossless() && st.forward.on_pace(o_.rate))) &&
+                      (!rev || (st.reverse.lossless() && st.reverse.on_pace(o_.rate)));
     json t = trial_record("trial", o_.rate, st, pass, fwd, rev);
     progress(t);
     rec["trials"].push_back(t);
@@ -245,7 +255,8 @@ void Runner::max_conn_rate(json& rec) {
         const TupleSpace space(src, o_.dst, o_.seed);
         const Load l = load(space, n, rate);
         TrialStats st = l.phase1;
-        bool pass = l.pass;
+        // The rate searched for is the rate of new connections: phase 1 must have offered it.
+        bool pass = l.pass && l.phase1.forward.on_pace(rate);
         if (pass) {
             st.reverse = validate(space, n).reverse;
             pass = st.reverse.received == n;
