@@ -70,6 +70,9 @@ vdev_string() {  # driver index iface queues
         # A deep TPACKET ring (the driver's default is 512 frames): on two shared cores a
         # worker can be descheduled for tens of milliseconds.
         af_packet) echo "net_af_packet$2,iface=$3,qpairs=$4,blocksz=4096,framesz=2048,framecnt=8192${VDEV_ARGS:+,$VDEV_ARGS}" ;;
+        # natperf's memif link (lab.d/natperf.sh): a memif server where the veth would be,
+        # snatgw-in -> $NP_DIR/gw-in.sock.
+        memif) np_memif_server "$2" "$NP_DIR/gw-${3#snatgw-}.sock" ;;
     esac
 }
 
@@ -93,8 +96,16 @@ snatgw_try() {
             -e "s|@LAB@|$SNL_DIR|" \
             "$LAB_D/snatgw.conf.in" > "$conf"
     fi
-    local eal=(--in-memory --file-prefix snl --lcores "${LCORES:-$(default_lcores "$workers")}")
-    hugepages_setup || { warn "no hugepages: running on 4 KiB pages (--no-huge)"; eal+=(--no-huge -m 1024); }
+    local eal lcores="${LCORES:-$(default_lcores "$workers")}"
+    if [ "$driver" = memif ]; then
+        # net_memif cannot probe under --in-memory (DPDK 22.11): a file prefix of its own, and
+        # 4 KiB pages (hugepages outside --in-memory would need a mounted hugetlbfs).
+        rm -rf "/var/run/dpdk/$NP_GW_PREFIX"
+        eal=(--file-prefix "$NP_GW_PREFIX" --no-huge -m 1024 --lcores "$lcores")
+    else
+        eal=(--in-memory --file-prefix snl --lcores "$lcores")
+        hugepages_setup || { warn "no hugepages: running on 4 KiB pages (--no-huge)"; eal+=(--no-huge -m 1024); }
+    fi
     # shellcheck disable=SC2206
     [ -n "$EAL_EXTRA" ] && eal+=($EAL_EXTRA)
     local cmd=("$bin" --config "$conf" "${OVERRIDES[@]}" -- "${eal[@]}")

@@ -14,7 +14,7 @@
 #                            pool 198.19.0.10-11
 #
 # natperf drives its veth ends with net_af_xdp (they carry no kernel address); the gateway side
-# is the lab's own: snatgw_try (net_af_xdp on snatgw-in/out) or kernel_gateway (ip_forward,
+# is the lab's own: snatgw_try (net_af_xdp on snatgw-in/out, or memif servers) or kernel_gateway (ip_forward,
 # iptables SNAT to the pool) from gateway.sh, with the lab's addresses and pool.
 #
 # memif and --in-memory: DPDK 22.11's net_memif registers a multi-process action at probe
@@ -99,52 +99,6 @@ NP_MEMIF_ARGS="id=0,socket-abstract=no"
 # The memif device string of one of snatgw's ports (a server; natperf is the client).
 np_memif_server() {  # index socket
     echo "net_memif$1,role=server,socket=$2,$NP_MEMIF_ARGS"
-}
-
-# snatgw on memif servers. Like snatgw_try (gateway.sh), but with its own EAL memory set-up:
-# not --in-memory, which net_memif cannot probe under (see the top of this file).
-np_snatgw_memif() {
-    local workers="$1"
-    local bin conf="$SNL_DIR/snatgw.conf" log="$SNL_DIR/snatgw.log" pid i
-    local timeout="${SNL_READY_TIMEOUT:-60}"
-    bin=$(snatgw_bin) || die "snatgw is not built (ninja -C $SNL_BUILD) - or set SNATGW_BIN"
-    if [ -n "$CFG_FILE" ]; then
-        conf="$CFG_FILE"
-    else
-        sed -e "s|@WORKERS@|$workers|" \
-            -e "s|@IDLE_SLEEP_US@|$IDLE_SLEEP_US|" \
-            -e "s|@STEERING@|$STEERING|" \
-            -e "s|@INSIDE_DEVICE@|$(np_memif_server 0 "$NP_DIR/gw-in.sock")|" \
-            -e "s|@OUTSIDE_DEVICE@|$(np_memif_server 1 "$NP_DIR/gw-out.sock")|" \
-            -e "s|@POOL_ADDRESSES@|$POOL_ADDRESSES|" \
-            -e "s|@POOL_PORTS@|${POOL_PORTS:-1024-65535}|" \
-            -e "s|@POLICY@|${POLICY:-liberal}|" \
-            -e "s|@LAB@|$SNL_DIR|" \
-            "$LAB_D/snatgw.conf.in" > "$conf"
-    fi
-    rm -rf "/var/run/dpdk/$NP_GW_PREFIX"
-    local eal=(--file-prefix "$NP_GW_PREFIX" --no-huge -m 1024
-               --lcores "${LCORES:-$(default_lcores "$workers")}")
-    # shellcheck disable=SC2206
-    [ -n "$EAL_EXTRA" ] && eal+=($EAL_EXTRA)
-    local cmd=("$bin" --config "$conf" "${OVERRIDES[@]}" -- "${eal[@]}")
-    say "starting snatgw (memif servers, $workers worker(s)): ip netns exec $NS_GW ${cmd[*]}"
-    ip netns exec "$NS_GW" nice -n -10 "${cmd[@]}" </dev/null >"$log" 2>&1 &
-    pid=$!
-    disown "$pid" 2>/dev/null || true
-    echo "$pid" > "$SNL_DIR/snatgw.pid"
-    for ((i = 0; i < timeout * 5; i++)); do
-        if grep -q '^snatgw: ready' "$log" 2>/dev/null; then
-            say "snatgw ready (pid $pid, memif)"
-            return 0
-        fi
-        pid_alive "$pid" || break
-        sleep 0.2
-    done
-    pid_alive "$pid" && stop_pidfile snatgw snatgw 10
-    warn "snatgw did not start on memif; last lines of its log:"
-    tail -n 15 "$log" >&2 || true
-    return 1
 }
 
 # Two veth pairs, natperf's ends in snl-np, the gateway's in snl-gw (named as in the main lab,
@@ -259,7 +213,7 @@ np_up() {
         snatgw_try af_xdp "$workers" || die "snatgw did not start on net_af_xdp"
         state_set vdev af_xdp
     else
-        np_snatgw_memif "$workers" || die "snatgw did not start on net_memif"
+        snatgw_try memif "$workers" || die "snatgw did not start on net_memif"
         state_set vdev memif
     fi
     state_set workers "$workers"
