@@ -103,41 +103,6 @@ if sent < len(pkts):  # cut by the time bound: count what went
 print(json.dumps({"sent": sent, "seconds": round(time.monotonic() - t0, 2), "kinds": kinds}))
 PY
 
-cat > "$TEST_TMP/echo_client.py" <<'PY'
-# A held TCP connection to the echo service: an echo every 20 ms until the stop file; writes
-# "ok failed max_ms public_end" at the end (and the public end at once, to STATE/NAME.peer).
-import os, socket, sys, time
-server, state, name = sys.argv[1], sys.argv[2], sys.argv[3]
-s = socket.create_connection((server, 7100), timeout=3)
-line = b""
-while not line.endswith(b"\n"):
-    line += s.recv(1)
-peer = line.decode().split()[1]
-open(f"{state}/{name}.peer", "w").write(peer + "\n")
-ok = failed = n = 0
-worst = 0.0
-while not os.path.exists(f"{state}/{name}.stop"):
-    msg = f"echo-{n}\n".encode()
-    n += 1
-    t = time.monotonic()
-    try:
-        s.sendall(msg)
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                raise OSError("closed")
-            data += chunk
-        ok += data == msg
-        failed += data != msg
-    except OSError:
-        failed += 1
-        break
-    worst = max(worst, time.monotonic() - t)
-    time.sleep(0.02)
-open(f"{state}/{name}.result", "w").write(f"{ok} {failed} {worst * 1000:.0f} {peer}\n")
-PY
-
 cat > "$TEST_TMP/udp_client.py" <<'PY'
 # A UDP session to the echo service: one datagram every 50 ms until the stop file, each answer
 # checked; writes "ok lost public_ends" at the end.
@@ -320,7 +285,7 @@ part_a() {
 part_b() {
     lab_capped
     say "(b) $out_count unsolicited packets from the server to random ports of the pool"
-    ip netns exec snl-h2 "$PY3" "$TEST_TMP/echo_client.py" "$SERVER" "$TEST_TMP" tcp &
+    ip netns exec snl-h2 "$PY3" "$TESTS_DIR/echo_hold.py" "$SERVER" "$TEST_TMP" tcp &
     tcp_pid=$!
     ip netns exec snl-h3 "$PY3" "$TEST_TMP/udp_client.py" "$SERVER" "$TEST_TMP" &
     udp_pid=$!

@@ -554,46 +554,6 @@ while not os.path.exists(f"{state}/stop"):
     except socket.timeout:
         pass
 PY
-cat > "$TEST_TMP/echo_client.py" <<'PY'
-# h1's established connection to the TCP echo service: one line every 20 ms until the stop
-# file, each echo checked; the result: "ok failed max_rtt_ms public_end".
-import os, socket, sys, time
-server, state = sys.argv[1], sys.argv[2]
-s = socket.create_connection((server, 7100), timeout=3)
-line = b""
-while not line.endswith(b"\n"):
-    line += s.recv(1)
-peer = line.decode().split()[1]
-with open(f"{state}/echo_peer", "w") as f:
-    f.write(peer + "\n")
-ok = failed = 0
-worst = 0.0
-n = 0
-while not os.path.exists(f"{state}/stop"):
-    msg = f"echo-{n}\n".encode()
-    n += 1
-    t = time.monotonic()
-    try:
-        s.sendall(msg)
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                raise OSError("closed")
-            data += chunk
-        if data == msg:
-            ok += 1
-        else:
-            failed += 1
-    except OSError:
-        failed += 1
-        break
-    worst = max(worst, time.monotonic() - t)
-    time.sleep(0.02)
-s.close()
-with open(f"{state}/echo_result", "w") as f:
-    f.write(f"{ok} {failed} {worst * 1000:.0f} {peer}\n")
-PY
 cat > "$TEST_TMP/replies.py" <<'PY'
 # ICMP the gateway itself sent (from one of its addresses), by type, in a capture.
 import sys
@@ -632,7 +592,7 @@ say "gateway MACs: inside $gw_in_mac, outside $gw_out_mac"
 # --- the traffic that must keep working --------------------------------------------------------
 ip netns exec snl-h3 "$PY3" "$TEST_TMP/udp_peer.py" "$SERVER" 198.18.0.13:40000 "$TEST_TMP" &
 _bg_pids+=($!)
-ip netns exec snl-h1 "$PY3" "$TEST_TMP/echo_client.py" "$SERVER" "$TEST_TMP" &
+ip netns exec snl-h1 "$PY3" "$TESTS_DIR/echo_hold.py" "$SERVER" "$TEST_TMP" echo &
 echo_pid=$!
 _bg_pids+=("$echo_pid")
 (
@@ -649,10 +609,10 @@ _bg_pids+=("$echo_pid")
 ) &
 curl_pid=$!
 _bg_pids+=("$curl_pid")
-for ((n = 0; n < 50; n++)); do [ -s "$TEST_TMP/udp_public" ] && [ -s "$TEST_TMP/echo_peer" ] && break; sleep 0.1; done
+for ((n = 0; n < 50; n++)); do [ -s "$TEST_TMP/udp_public" ] && [ -s "$TEST_TMP/echo.peer" ] && break; sleep 0.1; done
 udp_public=$(cat "$TEST_TMP/udp_public" 2>/dev/null)
 [ -n "$udp_public" ] || { fail "h3's UDP session to $SERVER:7007 did not come up"; finish; }
-check "h1's TCP echo connection is up ($(cat "$TEST_TMP/echo_peer" 2>/dev/null))" [ -s "$TEST_TMP/echo_peer" ]
+check "h1's TCP echo connection is up ($(cat "$TEST_TMP/echo.peer" 2>/dev/null))" [ -s "$TEST_TMP/echo.peer" ]
 say "h3's UDP session: 198.18.0.13:40000 is $udp_public outside"
 
 # Captures of what reaches the server and h3 (the gateway's own ICMP is checked afterwards).
@@ -695,9 +655,9 @@ while read -r kind rest; do
 done < "$TEST_TMP/verdict"
 
 # --- what kept working -------------------------------------------------------------------------
-touch "$TEST_TMP/stop"
+touch "$TEST_TMP/stop" "$TEST_TMP/echo.stop"
 wait "$echo_pid" "$curl_pid"
-read -r e_ok e_failed e_worst _ < "$TEST_TMP/echo_result" || { e_ok=0; e_failed=missing; }
+read -r e_ok e_failed e_worst _ < "$TEST_TMP/echo.result" || { e_ok=0; e_failed=missing; }
 check "the established TCP connection kept working: $e_ok echoes, $e_failed failed, slowest ${e_worst} ms" \
     [ "$e_ok" -gt 0 -a "$e_failed" = 0 ]
 read -r c_ok c_failed < "$TEST_TMP/curl_result" || { c_ok=0; c_failed=missing; }
