@@ -76,10 +76,55 @@ vdev_string() {  # driver index iface queues
     esac
 }
 
+# Run the daemon in the gateway namespace: driver, then the command. 0 when its log says
+# "snatgw: ready" (within SNL_READY_TIMEOUT s); its PID in snatgw.pid.
+snatgw_launch() {
+    local driver="$1" log="$SNL_DIR/snatgw.log" timeout="${SNL_READY_TIMEOUT:-60}" pid i; shift
+    # The lab shares two cores with dozens of client threads: a higher CPU weight (nice -10)
+    # keeps the scheduler from parking the poll-mode worker long enough to overflow its RX ring.
+    ip netns exec "$NS_GW" nice -n -10 "$@" </dev/null >"$log" 2>&1 &
+    pid=$!
+    disown "$pid" 2>/dev/null || true
+    echo "$pid" > "$SNL_DIR/snatgw.pid"
+    for ((i = 0; i < timeout * 5; i++)); do
+        if grep -q '^snatgw: ready' "$log" 2>/dev/null; then
+            say "snatgw ready (pid $pid, $driver)"
+            return 0
+        fi
+        pid_alive "$pid" || return 1
+        sleep 0.2
+    done
+    return 1
+}
+
+# `tools/lab restart-gateway`: the gateway starts again from nothing, the rest of the lab as it
+# is (the hosts' and the server's sockets and neighbour caches). snatgw: SIGTERM (its final
+# counters go to snatgw-previous.log), then the same command as at `up`: no session, no
+# neighbour known. kernel: conntrack -F and the gateway namespace's neighbour cache flushed.
+restart_gateway() {
+    local mode
+    mode=$(state_get mode)
+    case "$mode" in
+        kernel)
+            in_ns "$NS_GW" conntrack -F >/dev/null 2>&1 || true
+            in_ns "$NS_GW" ip neigh flush all
+            say "kernel gateway: conntrack table and neighbour cache flushed" ;;
+        snatgw)
+            [ -s "$SNL_DIR/snatgw.cmd" ] || die "no recorded snatgw command ($SNL_DIR/snatgw.cmd): tools/lab down; tools/lab up"
+            local words=() w
+            while IFS= read -r w; do eval "words+=($w)"; done < "$SNL_DIR/snatgw.cmd"
+            stop_pidfile snatgw snatgw 15
+            mv -f "$SNL_DIR/snatgw.log" "$SNL_DIR/snatgw-previous.log" 2>/dev/null || true
+            say "restarting snatgw: ip netns exec $NS_GW ${words[*]:1}"
+            snatgw_launch "${words[@]}" || { tail -n 15 "$SNL_DIR/snatgw.log" >&2; die "snatgw did not start again (see $SNL_DIR/snatgw.log)"; } ;;
+        *) die "the lab is down (or not a NAT lab: $mode)" ;;
+    esac
+}
+
 # Start snatgw with one driver; 0 when its log says "snatgw: ready".
 snatgw_try() {
     local driver="$1" workers="$2"; shift 2
-    local bin conf log="$SNL_DIR/snatgw.log" timeout="${SNL_READY_TIMEOUT:-60}" pid i
+    local bin conf log="$SNL_DIR/snatgw.log" timeout="${SNL_READY_TIMEOUT:-60}"
     bin=$(snatgw_bin) || die "snatgw is not built (ninja -C $SNL_BUILD) - or set SNATGW_BIN"
     if [ -n "$CFG_FILE" ]; then
         conf="$CFG_FILE"
@@ -110,21 +155,10 @@ snatgw_try() {
     [ -n "$EAL_EXTRA" ] && eal+=($EAL_EXTRA)
     local cmd=("$bin" --config "$conf" "${OVERRIDES[@]}" -- "${eal[@]}")
     say "starting snatgw ($driver, $workers worker(s)): ip netns exec $NS_GW ${cmd[*]}"
-    # The lab shares two cores with dozens of client threads: a higher CPU weight (nice -10)
-    # keeps the scheduler from parking the poll-mode worker long enough to overflow its RX ring.
-    ip netns exec "$NS_GW" nice -n -10 "${cmd[@]}" </dev/null >"$log" 2>&1 &
-    pid=$!
-    disown "$pid" 2>/dev/null || true
-    echo "$pid" > "$SNL_DIR/snatgw.pid"
-    for ((i = 0; i < timeout * 5; i++)); do
-        if grep -q '^snatgw: ready' "$log" 2>/dev/null; then
-            say "snatgw ready (pid $pid, $driver)"
-            return 0
-        fi
-        pid_alive "$pid" || break
-        sleep 0.2
-    done
-    if pid_alive "$pid"; then
+    # The command as run, for `tools/lab restart-gateway` (one shell-quoted word a line).
+    printf '%q\n' "$driver" "${cmd[@]}" > "$SNL_DIR/snatgw.cmd"
+    snatgw_launch "$driver" "${cmd[@]}" && return 0
+    if pid_alive "$(cat "$SNL_DIR/snatgw.pid" 2>/dev/null)"; then
         warn "snatgw not ready after ${timeout}s: stopping it"
         stop_pidfile snatgw snatgw 10
     else

@@ -12,12 +12,16 @@ SNATGW_PACKAGES=(
     libgtest-dev
 )
 
-# What the lab and the integration tests run: real Linux stacks, servers and clients.
+# What the lab and the integration tests run: real Linux stacks, servers and clients. Every
+# command a test or the lab calls is here, so that no test is skipped for a missing tool.
 SNATGW_LAB_PACKAGES=(
-    iproute2 ethtool procps
+    iproute2             # ip, ss, and nstat (the TCP counters the tests assert on)
+    ethtool procps coreutils util-linux  # ethtool, sysctl, timeout, flock
     nginx-light iperf3 curl iputils-ping traceroute tcpdump python3 python3-scapy
+    iptables             # the kernel gateway's SNAT; the floods drop the flooder's own replies
+    hping3               # the silent SYN flood (syn_flood)
     prometheus dpdk-dev  # promtool checks /metrics; dpdk-telemetry.py queries telemetry
-    conntrack            # the kernel gateway's counters (tools/lab compare, kernel mode)
+    conntrack            # the kernel gateway's counters (tools/lab counters and compare, kernel mode)
     clang libclang-rt-14-dev  # libFuzzer (tools/fuzz)
 )
 

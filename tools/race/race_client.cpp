@@ -9,6 +9,8 @@
 // connect() call, which excludes the host's own local-port search; that call is timed apart) and how many needed a retransmitted SYN (TCP_INFO
 // total_retrans: a lost SYN or SYN-ACK, the race's signature, as opposed to a slow scheduler).
 // --json prints the final report as one JSON object on stdout (interval lines go to stderr).
+// --start-at T holds every thread until the wall-clock time T, so that several processes (one
+// per inside host) send their first SYNs together: a cold-start burst.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -59,6 +61,7 @@ struct Options {
     bool linger0 = false;
     double interval_s = 5.0;
     bool json = false;
+    double start_at = 0;  // wall-clock moment (Unix seconds) of every thread's first connect; 0: now
 };
 
 // Outcome classes of one connect.
@@ -239,6 +242,9 @@ int connect_once(const Options& o, const sockaddr_in& dst, const sockaddr_in* sr
 void run_thread(const Options& o, const Target& t, const sockaddr_in* src, ThreadState& ts,
                 std::atomic<uint64_t>& claimed, Clock::time_point start, Clock::time_point end) {
     Bucket local;
+    // --start-at: every thread waits for the same moment, so the first connects of all threads
+    // (and of every process given the same time) leave together: a burst, not a ramp.
+    if (Clock::now() < start) std::this_thread::sleep_until(start);
     while (!g_stop.load(std::memory_order_relaxed)) {
         if (o.duration_s > 0 && Clock::now() >= end) break;
         if (o.count > 0 && claimed.fetch_add(1) >= o.count) break;
@@ -418,7 +424,11 @@ int main(int argc, char** argv) {
         ("interval", po::value(&o.interval_s)->default_value(5.0, "5"),
          "seconds between progress reports (0: none)")
         ("json", po::bool_switch(&o.json),
-         "print the final report as one JSON object on stdout (progress goes to stderr)");
+         "print the final report as one JSON object on stdout (progress goes to stderr)")
+        ("start-at", po::value(&o.start_at)->default_value(0, "now"),
+         "start every thread's first connect at this wall-clock time (Unix seconds, e.g. "
+         "$(date +%s.%N) + 1), so that several processes burst together; at most 60 s ahead; "
+         "--duration counts from then");
     po::variables_map vm;
     try {
         po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -472,10 +482,21 @@ int main(int argc, char** argv) {
 
     std::ostream& progress = o.json ? std::cerr : std::cout;
     progress << "race_client: " << o.threads << " threads -> " << o.target
-             << (o.server_closes ? " (server closes first)" : " (client closes first)")
+             << (o.server_closes ? " (waits for the server to close first)" : " (closes each connection at once)")
              << ", connect timeout " << o.connect_timeout_s << " s" << std::endl;
 
     auto start = Clock::now();
+    if (o.start_at > 0) {
+        // The wall-clock moment as a steady-clock one (the wait itself must not jump).
+        double ahead = o.start_at - std::chrono::duration<double>(
+                                        std::chrono::system_clock::now().time_since_epoch()).count();
+        if (ahead > 60) {
+            std::cerr << "race_client: --start-at is " << ahead << " s ahead (at most 60)\n";
+            return 2;
+        }
+        if (ahead > 0)
+            start += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(ahead));
+    }
     auto end = start + std::chrono::duration_cast<Clock::duration>(
                            std::chrono::duration<double>(o.duration_s));
     std::vector<ThreadState> states(static_cast<size_t>(o.threads));
