@@ -1,12 +1,17 @@
 # shellcheck shell=bash
 # Part of tools/lab (sourced by it when the command is `compare`, not run): snatgw against the
 # Linux kernel's SNAT, side by side, in one invocation (issue 5). For each gateway in turn
-# (snatgw first, then kernel) it runs four bounded workloads from the inside hosts, each storm
-# on a fresh lab and UDP + iperf3 on a third (`tools/lab up`, ..., `tools/lab down`), and
-# records the raw results and the gateway's counters:
+# (snatgw first, then kernel) it runs six bounded workloads from the inside hosts, each storm
+# and the flood on a fresh lab and UDP + iperf3 on a last one (`tools/lab up`, ...,
+# `tools/lab down`), and records the raw results and the gateway's counters:
 #   (a) connect storm, client closes first: race_client on every host -> race_server :7001
 #   (b) connect storm, server closes first: race_client --server-closes -> race_server
 #       --close-first :7002 (reused public ports meet the server's TIME_WAIT)
+#   (e) connect storm, close on accept, ONE pool address: race_server --close-first :7003,
+#       race_client closing at once after connect (both FINs cross: both ends hold TIME_WAIT),
+#       500 ms connect timeout - the Go client of the SNAT-race reports
+#   (f) a silent SYN flood, ONE pool address: h1 floods :7005 with SYNs (hping3) and drops its
+#       own RSTs, while h2 connects to the same port before, during and after
 #   (c) UDP request/response: udp_rr.py on every host -> the lab's UDP echo :7007
 #   (d) iperf3 TCP throughput from h1: upload, then download (-R)
 # Then compare_report.py turns the raw files into compare.txt, compare.json and compare.png.
@@ -19,13 +24,16 @@ compare_usage() {
 usage: tools/lab compare [options]
 
 Runs the same bounded workloads against snatgw, then against the kernel (iptables SNAT), each
-storm on a fresh lab, UDP and iperf3 on a third, and writes a side-by-side report (text, JSON,
-PNG) with the ratio snatgw/kernel.
+storm and the SYN flood on a fresh lab, UDP and iperf3 on a last one, and writes a side-by-side
+report (text, JSON, PNG) with the ratio snatgw/kernel. Workloads: (a) storm, client closes
+first; (b) storm, server closes first; (e) storm, close on accept, one pool address, 500 ms
+connect timeout; (f) silent SYN flood from h1 while h2 connects, one pool address; (c) UDP
+request/response; (d) iperf3.
 The lab must be down; it is down again at the end. On a shared machine run it under the lab
 lock: flock /tmp/snl-lab.lock tools/lab compare
 
 options:
-  --seconds S         duration of each connect storm, (a) and (b) (default 30)
+  --seconds S         duration of each connect storm, (a), (b) and (e) (default 30)
   --hosts N           inside hosts (default 4)
   --threads N         race_client threads per host (default 32)
   --addresses-per-host N  source addresses each host's storm threads use round-robin, its own
@@ -35,6 +43,11 @@ options:
   --udp-seconds S     duration of the UDP request/response load (default: min(10, --seconds))
   --udp-sockets N     UDP sockets per host, one request out each (default 16)
   --iperf-seconds S   duration of each iperf3 run (default: min(10, --seconds))
+  --flood-seconds S   (f): how long h1 floods (default 15)
+  --flood-rate N      (f): SYNs per second asked of hping3 (default 15000; the machine may
+                      give fewer, the report shows how many went)
+  --flood-after S     (f): how long h2 keeps connecting after the flood (default 20)
+  --workloads LIST    which workloads, in this order (default "a b e f c d"; c and d share a lab)
   --out DIR           output directory (default $SNL_DIR/compare-<date>)
   --only snatgw|kernel  run one gateway only (no ratios; for trying things out)
   --snatgw-args "ARGS"  extra 'tools/lab up' options for the snatgw lab (e.g. "--workers 2")
@@ -69,13 +82,18 @@ cmp_wait() {
 }
 
 # The counters of the lab's TCP stacks that tell a lost SYN (hosts: TcpExtTCPSynRetrans) from
-# a server too slow to accept (server: TcpExtListenOverflows), one "ns counter value" a line.
+# a server too slow to accept (server: TcpExtListenOverflows), and a SYN the server rejected on
+# a TIME_WAIT's timestamp (server: TcpExtPAWSTimewait: a public (address, port) pair reused
+# while the server still held it), with the server's TIME_WAIT and SYN cookie counters for
+# context; one "ns counter value" a line.
 cmp_tcp_counters() {
     local hosts="$1" i
     for ((i = 1; i <= hosts; i++)); do
         in_ns "snl-h$i" nstat -asz TcpExtTCPSynRetrans | awk -v ns="snl-h$i" '$1 ~ /^TcpExt/ {print ns, $1, $2}'
     done
-    in_ns "$NS_SRV" nstat -asz TcpExtListenOverflows TcpExtListenDrops | awk -v ns="$NS_SRV" '$1 ~ /^TcpExt/ {print ns, $1, $2}'
+    in_ns "$NS_SRV" nstat -asz TcpExtListenOverflows TcpExtListenDrops TcpExtPAWSTimewait TcpExtPAWSEstab \
+        TcpExtTW TcpExtTWRecycled TcpExtTWKilled TcpExtSyncookiesSent TcpExtSyncookiesRecv TcpExtSyncookiesFailed \
+        TcpExtTCPChallengeACK | awk -v ns="$NS_SRV" '$1 ~ /^TcpExt/ {print ns, $1, $2}'
 }
 
 # The gateway's own counters into FILE: snatgw's stats (JSON, from its control socket) or the
@@ -125,12 +143,18 @@ cmp_add_host_addresses() {
     done
 }
 
-# A connect storm: race_server on PORT (--close-first if server_closes), race_client with
-# CMP_THREADS threads on every host for CMP_SECONDS. Raw results: PHASE-h*.json, -server.json.
+# A connect storm: race_server on PORT, race_client with CMP_THREADS threads on every host for
+# CMP_SECONDS. CLOSE: client (the client closes at once, the server on its FIN), server (the
+# server at once, the client on its FIN) or both (each at once: close on accept). Connect
+# timeout: TIMEOUT s. Raw results: PHASE-h*.json, -server.json.
 cmp_storm() {
-    local gw="$1" dir="$2" phase="$3" port="$4" server_closes="$5"
-    local srv_args=() cli_args=() i srv_pid pids=()
-    [ "$server_closes" = 1 ] && { srv_args=(--close-first); cli_args=(--server-closes --close-wait 5); }
+    local gw="$1" dir="$2" phase="$3" port="$4" close="$5" timeout_s="${6:-3}"
+    local srv_args=() cli_args=() i srv_pid pids=() what
+    case "$close" in
+        client) what="client closes first" ;;
+        server) srv_args=(--close-first); cli_args=(--server-closes --close-wait 5); what="server closes first" ;;
+        both) srv_args=(--close-first); what="both close at once (close on accept)" ;;
+    esac
     ip netns exec "$NS_SRV" "$CMP_RACE_SERVER" --threads 2 --address "$SERVER" --port "$port" "${srv_args[@]}" \
         --json > "$dir/$phase-server.json" 2> "$dir/$phase-server.err" &
     srv_pid=$!
@@ -138,12 +162,12 @@ cmp_storm() {
     sleep 0.5
     pid_alive "$srv_pid" || die "race_server on :$port did not start: $(cat "$dir/$phase-server.err")"
     cmp_snapshot "$gw" "$dir" "$phase-before"
-    say "($phase) $gw: $CMP_HOSTS hosts x $CMP_THREADS threads ($CMP_ADDRS source address(es) each) -> $SERVER:$port for $CMP_SECONDS s, $([ "$server_closes" = 1 ] && echo 'server closes first' || echo 'client closes first')"
+    say "($phase) $gw: $CMP_HOSTS hosts x $CMP_THREADS threads ($CMP_ADDRS source address(es) each) -> $SERVER:$port for $CMP_SECONDS s, $what, connect timeout $timeout_s s, pool $(state_get pool)"
     for ((i = 1; i <= CMP_HOSTS; i++)); do
         # Hard bound: the duration, a connect timeout (3 s), the wait for the server's close.
         ip netns exec "snl-h$i" timeout -k 5 "$((CMP_SECONDS + 30))" "$CMP_RACE_CLIENT" \
             --target "$SERVER:$port" --threads "$CMP_THREADS" --duration "$CMP_SECONDS" \
-            --bind-from "$(cmp_host_addresses "$i")" --connect-timeout 3 "${cli_args[@]}" --interval 5 --json \
+            --bind-from "$(cmp_host_addresses "$i")" --connect-timeout "$timeout_s" "${cli_args[@]}" --interval 5 --json \
             > "$dir/$phase-h$i.json" 2> "$dir/$phase-h$i.progress" &
         pids+=($!)
         CMP_PIDS+=($!)
@@ -168,6 +192,72 @@ cmp_storm() {
     wait "$srv_pid" 2>/dev/null || true
     CMP_PIDS=()
     for ((i = 1; i <= CMP_HOSTS; i++)); do tail -n 1 "$dir/$phase-h$i.progress" | sed "s/^/    h$i /"; done
+}
+
+# (f) The silent SYN flood: race_server on :7005; h2 connects (2 threads, 100 ms apart, 3 s
+# connect timeout) for 3 s, then during the flood, then CMP_FLOOD_AFTER s after it; h1 floods
+# the same port with SYNs (hping3, new source port each, CMP_FLOOD_RATE/s asked, at most
+# CMP_FLOOD_SECONDS) with its own RSTs dropped (iptables), so every flooded connection stays
+# half open. Raw results: f-before.json, f-during.json, f-after.json (h2's race_client),
+# f-server.json, f-hping3.out, f-flood.env (packets h1 sent, seconds), counter snapshots f-0..3
+# (.tcp, .gw.*) between the phases and f-{before,after} around the whole.
+cmp_flood() {
+    local gw="$1" dir="$2" port=7005 srv_pid flood_pid during_pid tx0 tx1 t0 t1 interval_us count
+    interval_us=$((1000000 / CMP_FLOOD_RATE))
+    count=$((CMP_FLOOD_RATE * CMP_FLOOD_SECONDS))
+    ip netns exec "$NS_SRV" "$CMP_RACE_SERVER" --threads 2 --address "$SERVER" --port "$port" --json \
+        > "$dir/f-server.json" 2> "$dir/f-server.err" &
+    srv_pid=$!
+    CMP_PIDS+=("$srv_pid")
+    in_ns snl-h1 iptables -A OUTPUT -p tcp --tcp-flags RST RST -j DROP || die "(f) iptables in snl-h1 failed"
+    sleep 0.5
+    pid_alive "$srv_pid" || die "race_server on :$port did not start: $(cat "$dir/f-server.err")"
+    cmp_flood_connects() {  # phase seconds
+        ip netns exec snl-h2 timeout -k 5 "$(($2 + 20))" "$CMP_RACE_CLIENT" --target "$SERVER:$port" --threads 2 \
+            --pause-ms 100 --duration "$2" --connect-timeout 3 --interval 0 --json > "$dir/f-$1.json" 2> "$dir/f-$1.progress"
+    }
+    cmp_snapshot "$gw" "$dir" f-before
+    cp "$dir/f-before.tcp" "$dir/f-0.tcp"
+    say "(f) $gw: h2 connects to $SERVER:$port for 3 s, then h1 floods it with SYNs (hping3, 1 every $interval_us us, at most $count, $CMP_FLOOD_SECONDS s) while h2 connects, then h2 for $CMP_FLOOD_AFTER_SECONDS s more; pool $(state_get pool)"
+    cmp_flood_connects before 3
+    cmp_snapshot "$gw" "$dir" f-1
+    tx0=$(in_ns snl-h1 cat /sys/class/net/eth0/statistics/tx_packets)
+    t0=$(date +%s.%N)
+    ip netns exec snl-h1 timeout -s INT -k 3 "$CMP_FLOOD_SECONDS" hping3 -q -S -p "$port" -i "u$interval_us" -c "$count" "$SERVER" \
+        > "$dir/f-hping3.out" 2>&1 &
+    flood_pid=$!
+    CMP_PIDS+=("$flood_pid")
+    cmp_flood_connects during "$CMP_FLOOD_SECONDS" &
+    during_pid=$!
+    CMP_PIDS+=("$during_pid")
+    wait "$flood_pid" || true
+    t1=$(date +%s.%N)
+    tx1=$(in_ns snl-h1 cat /sys/class/net/eth0/statistics/tx_packets)
+    wait "$during_pid" || warn "(f) h2's race_client during the flood exited with an error"
+    {
+        echo "sent=$((tx1 - tx0))"
+        echo "seconds=$(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}')"
+        echo "rate_asked=$CMP_FLOOD_RATE"
+        if [ "$gw" = kernel ]; then
+            echo "h1_sessions=$(in_ns "$NS_GW" conntrack -L -s 198.18.0.11 2>/dev/null | wc -l)"
+        elif [ -n "$CMP_SNATCTL" ]; then
+            echo "h1_sessions=$("$CMP_SNATCTL" --socket "$SNL_DIR/snatgw.sock" --timeout 10 --json sessions --inside 198.18.0.11 --count 2>/dev/null \
+                | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["total"])' 2>/dev/null)"
+        fi
+    } > "$dir/f-flood.env"
+    cmp_snapshot "$gw" "$dir" f-2
+    say "(f) $gw: h1 sent $(sed -n 's/^sent=//p' "$dir/f-flood.env") packets in $(sed -n 's/^seconds=//p' "$dir/f-flood.env") s; h1 holds $(sed -n 's/^h1_sessions=//p' "$dir/f-flood.env") sessions at the gateway"
+    cmp_flood_connects after "$CMP_FLOOD_AFTER_SECONDS"
+    cmp_snapshot "$gw" "$dir" f-3
+    cp "$dir/f-3.tcp" "$dir/f-after.tcp"
+    [ "$gw" = kernel ] && cp "$dir/f-3.gw.txt" "$dir/f-after.gw.txt" 2>/dev/null
+    [ "$gw" = snatgw ] && cp "$dir/f-3.gw.json" "$dir/f-after.gw.json" 2>/dev/null
+    in_ns snl-h1 iptables -D OUTPUT -p tcp --tcp-flags RST RST -j DROP 2>/dev/null || true
+    kill -TERM "$srv_pid" 2>/dev/null || true
+    wait "$srv_pid" 2>/dev/null || true
+    CMP_PIDS=()
+    local ph
+    for ph in before during after; do tail -n 1 "$dir/f-$ph.progress" | sed "s/^/    h2 ($ph) /"; done
 }
 
 # UDP request/response from every host to the echo service, CMP_UDP_SECONDS.
@@ -209,12 +299,13 @@ cmp_iperf() {
     cmp_snapshot "$gw" "$dir" d-after
 }
 
-# A fresh lab for one gateway; TAG names its log files (up-TAG.log).
+# A fresh lab for one gateway; TAG names its log files (up-TAG.log); EXTRA: more `up` options
+# of this workload (--pool-addresses ...), given before the user's own.
 cmp_lab_up() {
-    local gw="$1" dir="$2" tag="$3" args
+    local gw="$1" dir="$2" tag="$3" extra="${4:-}" args
     args="$CMP_SNATGW_ARGS"
     [ "$gw" = kernel ] && args="$CMP_KERNEL_ARGS"
-    args=$(echo "$args" | xargs)  # trimmed
+    args=$(echo "$extra $args" | xargs)  # trimmed
     say "compare: tools/lab up --gateway $gw --hosts $CMP_HOSTS${args:+ $args} (for $tag)"
     CMP_LAB_UP=1  # from here on, cleanup takes down whatever `up` built (also a half-built lab)
     # shellcheck disable=SC2086
@@ -231,6 +322,7 @@ cmp_lab_up() {
         echo "policy=$(state_get policy)"
         echo "pool=$(state_get pool)"
     } > "$dir/lab.env"
+    cp "$dir/lab.env" "$dir/lab-$tag.env"
     if [ "$gw" = kernel ]; then
         in_ns "$NS_GW" sysctl -n net.netfilter.nf_conntrack_max > "$dir/conntrack_max" 2>/dev/null || true
         in_ns "$NS_GW" iptables -t nat -S POSTROUTING > "$dir/iptables.txt" 2>/dev/null || true
@@ -251,28 +343,44 @@ cmp_gateway_run() {
     local gw="$1" dir="$CMP_OUT/$1"
     mkdir -p "$dir"
     cat /proc/loadavg > "$dir/start.loadavg"
-    cmp_lab_up "$gw" "$dir" a
-    cmp_add_host_addresses
-    cmp_storm "$gw" "$dir" a 7001 0
-    cmp_lab_down "$dir" a
-    cmp_lab_up "$gw" "$dir" b
-    cmp_add_host_addresses
-    cmp_storm "$gw" "$dir" b 7002 1
-    cmp_lab_down "$dir" b
-    cmp_lab_up "$gw" "$dir" cd
-    cmp_udp "$gw" "$dir"
-    sleep 1
-    cmp_iperf "$gw" "$dir"
-    cmp_lab_down "$dir" cd
+    local w
+    for w in $CMP_WORKLOADS; do
+        case "$w" in
+            a) cmp_lab_up "$gw" "$dir" a
+               cmp_add_host_addresses
+               cmp_storm "$gw" "$dir" a 7001 client 3
+               cmp_lab_down "$dir" a ;;
+            b) cmp_lab_up "$gw" "$dir" b
+               cmp_add_host_addresses
+               cmp_storm "$gw" "$dir" b 7002 server 3
+               cmp_lab_down "$dir" b ;;
+            e) cmp_lab_up "$gw" "$dir" e "--pool-addresses 198.19.0.10"
+               cmp_add_host_addresses
+               cmp_storm "$gw" "$dir" e 7003 both 0.5
+               cmp_lab_down "$dir" e ;;
+            f) cmp_lab_up "$gw" "$dir" f "--pool-addresses 198.19.0.10"
+               cmp_flood "$gw" "$dir"
+               cmp_lab_down "$dir" f ;;
+            c) ;;  # with d, on one lab
+            d) cmp_lab_up "$gw" "$dir" cd
+               cmp_udp "$gw" "$dir"
+               sleep 1
+               cmp_iperf "$gw" "$dir"
+               cmp_lab_down "$dir" cd ;;
+        esac
+    done
     find "$dir" -maxdepth 1 -type f -empty -delete  # stderr files with nothing in them
     cat /proc/loadavg > "$dir/end.loadavg"
     say "compare: $gw done"
 }
 
-# What the report needs and a Debian system may lack: conntrack, matplotlib (for the PNG).
+# What the report needs and a Debian system may lack: conntrack, iptables and hping3 (the
+# flood), matplotlib (for the PNG).
 cmp_require() {
     local missing=()
     command -v conntrack >/dev/null || missing+=(conntrack)
+    command -v iptables >/dev/null || missing+=(iptables)
+    command -v hping3 >/dev/null || missing+=(hping3)
     /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || missing+=(python3-matplotlib)
     if [ ${#missing[@]} -gt 0 ]; then
         say "compare: installing ${missing[*]} (apt-get)"
@@ -284,6 +392,7 @@ cmp_require() {
 cmd_compare() {
     CMP_SECONDS=30 CMP_HOSTS=4 CMP_THREADS=32 CMP_UDP_SECONDS="" CMP_UDP_SOCKETS=16
     CMP_IPERF_SECONDS="" CMP_OUT="" CMP_SNATGW_ARGS="" CMP_KERNEL_ARGS="" CMP_ADDRS=""
+    CMP_FLOOD_SECONDS=15 CMP_FLOOD_RATE=15000 CMP_FLOOD_AFTER_SECONDS=20 CMP_WORKLOADS="a b e f c d"
     local only="" report_only="" gateways=(snatgw kernel) cmdline
     cmdline=$(echo "tools/lab compare $*" | sed 's/ *$//')
     while [ $# -gt 0 ]; do
@@ -295,6 +404,10 @@ cmd_compare() {
             --udp-seconds) CMP_UDP_SECONDS="$2"; shift ;;
             --udp-sockets) CMP_UDP_SOCKETS="$2"; shift ;;
             --iperf-seconds) CMP_IPERF_SECONDS="$2"; shift ;;
+            --flood-seconds) CMP_FLOOD_SECONDS="$2"; shift ;;
+            --flood-rate) CMP_FLOOD_RATE="$2"; shift ;;
+            --flood-after) CMP_FLOOD_AFTER_SECONDS="$2"; shift ;;
+            --workloads) CMP_WORKLOADS="$2"; shift ;;
             --out) CMP_OUT="$2"; shift ;;
             --only) only="$2"; shift ;;
             --snatgw-args) CMP_SNATGW_ARGS="$2"; shift ;;
@@ -312,6 +425,7 @@ cmd_compare() {
     fi
     local n
     for n in "$CMP_SECONDS" "$CMP_HOSTS" "$CMP_THREADS" "$CMP_UDP_SOCKETS" ${CMP_UDP_SECONDS:+"$CMP_UDP_SECONDS"} ${CMP_ADDRS:+"$CMP_ADDRS"} \
+             "$CMP_FLOOD_SECONDS" "$CMP_FLOOD_RATE" "$CMP_FLOOD_AFTER_SECONDS" \
              ${CMP_IPERF_SECONDS:+"$CMP_IPERF_SECONDS"}; do
         [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || die "compare: counts and durations are whole numbers >= 1 (got '$n')"
     done
@@ -320,6 +434,12 @@ cmd_compare() {
     [ "$CMP_HOSTS" -le 200 ] || die "--hosts: at most 200"
     [ "$CMP_THREADS" -le 256 ] || die "--threads: at most 256"
     [ "$CMP_UDP_SOCKETS" -le 1024 ] || die "--udp-sockets: at most 1024"
+    [ "$CMP_FLOOD_SECONDS" -le 60 ] && [ "$CMP_FLOOD_AFTER_SECONDS" -le 120 ] || die "--flood-seconds: at most 60; --flood-after: at most 120"
+    [ "$CMP_FLOOD_RATE" -le 50000 ] || die "--flood-rate: at most 50000"
+    local w
+    for w in $CMP_WORKLOADS; do [[ "$w" =~ ^[abcdef]$ ]] || die "--workloads: letters among a b c d e f (got '$w')"; done
+    [ -n "$(echo "$CMP_WORKLOADS" | xargs)" ] || die "--workloads: at least one"
+    if [[ " $CMP_WORKLOADS " == *" f "* ]] && [ "$CMP_HOSTS" -lt 2 ]; then die "--workloads f needs --hosts 2 or more (h1 floods, h2 connects)"; fi
     # One source address per host for every 15 s of storm (up to the 60 s of TIME_WAIT).
     [ -n "$CMP_ADDRS" ] || CMP_ADDRS=$(( ((CMP_SECONDS < 60 ? CMP_SECONDS : 60) + 14) / 15 ))
     [ $(( (CMP_ADDRS - 1) * CMP_HOSTS )) -le 44 ] \
@@ -359,6 +479,10 @@ cmd_compare() {
         echo "udp_seconds=$CMP_UDP_SECONDS"
         echo "udp_sockets=$CMP_UDP_SOCKETS"
         echo "iperf_seconds=$CMP_IPERF_SECONDS"
+        echo "flood_seconds=$CMP_FLOOD_SECONDS"
+        echo "flood_rate=$CMP_FLOOD_RATE"
+        echo "flood_after_seconds=$CMP_FLOOD_AFTER_SECONDS"
+        echo "workloads=$CMP_WORKLOADS"
         echo "gateways=${gateways[*]}"
         echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
         echo "cpus=$(nproc)"

@@ -6,12 +6,17 @@ compare.txt (also printed), compare.json and compare.png (matplotlib, if install
 usage: compare_report.py DIR
 
 DIR holds meta.env and one directory per gateway (snatgw/, kernel/) with, per workload phase
-(a: storm, client closes; b: storm, server closes; c: UDP; d: iperf3):
-  PHASE-hN.json            race_client --json (a, b) or udp_rr.py (c) of inside host N
-  PHASE-server.json        race_server --json (a, b)
+(a: storm, client closes; b: storm, server closes; e: storm, close on accept, one pool
+address; f: silent SYN flood, one pool address; c: UDP; d: iperf3):
+  PHASE-hN.json            race_client --json (a, b, e) or udp_rr.py (c) of inside host N
+  PHASE-server.json        race_server --json (a, b, e, f)
   d-up.json, d-down.json   iperf3 -J (upload, download)
+  f-{before,during,after}.json  h2's race_client --json in each phase of the flood
+  f-flood.env              packets h1 sent, seconds, SYNs/s asked, h1's sessions at the end
+  f-{0,1,2,3}.tcp          counter snapshots between the flood's phases
   PHASE-{before,after}.tcp "ns counter value": hosts' TcpExtTCPSynRetrans, the server's
-                           TcpExtListenOverflows / TcpExtListenDrops
+                           TcpExtListenOverflows / TcpExtListenDrops / TcpExtPAWSTimewait /
+                           TcpExtTW* / TcpExtSyncookies*
   PHASE-{before,after}.gw.json  snatgw: `snatctl --json stats`
   PHASE-{before,after}.gw.txt   kernel: `conntrack -S` (per CPU) and entries=`conntrack -C`
 """
@@ -21,7 +26,9 @@ import os
 import sys
 
 GATEWAYS = ("snatgw", "kernel")
-PHASES = {"a": "connect storm, client closes first", "b": "connect storm, server closes first"}
+PHASES = {"a": "connect storm, client closes first", "b": "connect storm, server closes first",
+          "e": "connect storm, close on accept (both close at once), ONE pool address, 500 ms connect timeout"}
+FLOOD_PHASES = ("before", "during", "after")
 
 
 def read_env(path):
@@ -166,9 +173,47 @@ def storm(d, gw, phase):
     r["failed_or_slow_pct"] = 100.0 * bad / r["attempts"] if r["attempts"] else None
     r["syn_retrans_nstat"] = tcp_delta(d, phase, "TcpExtTCPSynRetrans", "snl-h")
     r["server_listen_overflows"] = tcp_delta(d, phase, "TcpExtListenOverflows", "snl-srv")
+    r["server_paws_timewait"] = tcp_delta(d, phase, "TcpExtPAWSTimewait", "snl-srv")
+    r["server_tw"] = tcp_delta(d, phase, "TcpExtTW", "snl-srv")
     srv = read_json(f"{d}/{phase}-server.json")
     r["server_accepted"] = srv.get("accepted") if srv else None
     r["gateway"] = gateway_delta(gw, d, phase)
+    return r
+
+
+def tcp_between(d, a, b, counter, ns_prefix):
+    before, after = tcp_counters(f"{d}/{a}.tcp"), tcp_counters(f"{d}/{b}.tcp")
+    if before is None or after is None:
+        return None
+    return sum(v - before.get(k, 0) for k, v in after.items()
+               if k[1] == counter and k[0].startswith(ns_prefix))
+
+
+def flood(d, gw):
+    """(f): h2's connects before, during and after h1's SYN flood."""
+    env = read_env(f"{d}/f-flood.env")
+    if not env and not os.path.exists(f"{d}/f-before.json"):
+        return None
+    r = {"sent": int(env["sent"]) if env.get("sent", "").isdigit() else None,
+         "seconds": float(env["seconds"]) if env.get("seconds") else None,
+         "rate_asked": int(env["rate_asked"]) if env.get("rate_asked", "").isdigit() else None,
+         "h1_sessions": int(env["h1_sessions"]) if env.get("h1_sessions", "").isdigit() else None}
+    r["rate"] = r["sent"] / r["seconds"] if r["sent"] is not None and r["seconds"] else None
+    for i, ph in enumerate(FLOOD_PHASES):
+        j = read_json(f"{d}/f-{ph}.json")
+        p = {"syn_retrans_nstat": tcp_between(d, f"f-{i}", f"f-{i + 1}", "TcpExtTCPSynRetrans", "snl-h2")}
+        if j is not None:
+            errors = {k: v for k, v in list(j.get("errors", {}).items()) + list(j.get("errors_other", {}).items())
+                      if v and k != "other"}
+            p.update({"attempts": j.get("attempts"), "connects_ok": j.get("connects_ok"),
+                      "connects_failed": j.get("connects_failed"),
+                      "syn_retransmitted_tcp_info": j.get("syn_retransmitted"),
+                      "connect_ms_max": j.get("connect_ms", {}).get("max"), "errors": errors})
+        r[ph] = p
+    r["server_paws_timewait"] = tcp_delta(d, "f", "TcpExtPAWSTimewait", "snl-srv")
+    r["server_syncookies_sent"] = tcp_delta(d, "f", "TcpExtSyncookiesSent", "snl-srv")
+    r["server_listen_drops"] = tcp_delta(d, "f", "TcpExtListenDrops", "snl-srv")
+    r["gateway"] = gateway_delta(gw, d, "f")
     return r
 
 
@@ -196,6 +241,8 @@ def udp(d, gw):
 
 
 def iperf(d, gw):
+    if not any(os.path.exists(f"{d}/d-{dirn}.json") for dirn in ("up", "down")):
+        return None  # not run
     out = {}
     for dirn in ("up", "down"):
         j = read_json(f"{d}/d-{dirn}.json")
@@ -226,7 +273,8 @@ def collect(root):
             "lab": lab,
             "loadavg_start": open(f"{d}/start.loadavg").read().split()[:3] if os.path.exists(f"{d}/start.loadavg") else None,
             "loadavg_end": open(f"{d}/end.loadavg").read().split()[:3] if os.path.exists(f"{d}/end.loadavg") else None,
-            "a": storm(d, gw, "a"), "b": storm(d, gw, "b"), "c": udp(d, gw), "d": iperf(d, gw),
+            "a": storm(d, gw, "a"), "b": storm(d, gw, "b"), "e": storm(d, gw, "e"), "f": flood(d, gw),
+            "c": udp(d, gw), "d": iperf(d, gw),
         }
     return meta, res
 
@@ -258,6 +306,8 @@ def rows(meta, res):
 
     hosts, threads, secs = meta.get("hosts", "?"), meta.get("threads", "?"), meta.get("seconds", "?")
     for ph, what in PHASES.items():
+        if not any(get(res[g], ph) for g in res):
+            continue  # not run
         addrs = meta.get("addresses_per_host", "1")
         sec = (f"({ph}) {what}, {hosts} hosts x {threads} threads"
                f"{f' ({addrs} source addresses each)' if addrs != '1' else ''}, {secs} s")
@@ -270,11 +320,13 @@ def rows(meta, res):
         line(sec, "connects >= 1 s (with host's connect() call)", lambda r, g: get(r, ph, "slow_1s"), better="lower")
         line(sec, "failed or >= 1 s, % of attempts", lambda r, g: get(r, ph, "failed_or_slow_pct"), "{:.3f}", "lower")
         line(sec, "SYN retransmissions (hosts, nstat)", lambda r, g: get(r, ph, "syn_retrans_nstat"), better="lower")
+        line(sec, "SYNs rejected by a server TIME_WAIT (PAWS)", lambda r, g: get(r, ph, "server_paws_timewait"), better="lower")
         line(sec, "connect ms p50 (worst host)", lambda r, g: get(r, ph, "connect_ms_p50"), "{:.2f}", "lower")
         line(sec, "connect ms p99 (worst host)", lambda r, g: get(r, ph, "connect_ms_p99"), "{:.2f}", "lower")
         line(sec, "connect ms max", lambda r, g: get(r, ph, "connect_ms_max"), "{:.1f}", "lower")
         line(sec, "server accepted", lambda r, g: get(r, ph, "server_accepted"), better="higher")
         line(sec, "server accept-queue overflows", lambda r, g: get(r, ph, "server_listen_overflows"), better="lower")
+        line(sec, "server TIME_WAIT entries (TcpExtTW)", lambda r, g: get(r, ph, "server_tw"))
         if ph == "b":
             line(sec, "client waits for server close > 5 s", lambda r, g: get(r, ph, "close_wait_timeouts"), better="lower")
         line(sec, "kernel conntrack insert_failed", lambda r, g: get(r, ph, "gateway", "insert_failed"), only="kernel")
@@ -287,6 +339,28 @@ def rows(meta, res):
         line(sec, "snatgw port missed + tx dropped", lambda r, g: snatgw_sum(
             get(r, ph, "gateway"), "ports.inside.missed", "ports.outside.missed",
             "loop.tx_dropped_inside", "loop.tx_dropped_outside"), only="snatgw")
+    if any(get(res[g], "f") for g in res):
+        sec = (f"(f) silent SYN flood, ONE pool address: h1 floods the server port ({meta.get('flood_rate', '?')} SYNs/s "
+               f"asked, {meta.get('flood_seconds', '?')} s, its RSTs dropped); h2 connects 3 s before, during, "
+               f"{meta.get('flood_after_seconds', '?')} s after")
+        line(sec, "SYNs h1 sent", lambda r, g: get(r, "f", "sent"))
+        line(sec, "  per second", lambda r, g: get(r, "f", "rate"))
+        line(sec, "h1's sessions at the gateway after the flood", lambda r, g: get(r, "f", "h1_sessions"))
+        for ph in FLOOD_PHASES:
+            line(sec, f"h2 connects {ph}", lambda r, g, ph=ph: get(r, "f", ph, "attempts"), better="higher")
+            line(sec, f"h2 failed connects {ph}", lambda r, g, ph=ph: get(r, "f", ph, "connects_failed"), better="lower")
+            line(sec, f"h2 SYN retransmissions {ph} (nstat)", lambda r, g, ph=ph: get(r, "f", ph, "syn_retrans_nstat"), better="lower")
+        line(sec, "SYNs rejected by a server TIME_WAIT (PAWS)", lambda r, g: get(r, "f", "server_paws_timewait"), better="lower")
+        line(sec, "server SYN cookies sent", lambda r, g: get(r, "f", "server_syncookies_sent"))
+        line(sec, "kernel conntrack insert_failed", lambda r, g: get(r, "f", "gateway", "insert_failed"), only="kernel")
+        line(sec, "kernel conntrack drop", lambda r, g: get(r, "f", "gateway", "drop"), only="kernel")
+        line(sec, "kernel conntrack entries after", lambda r, g: get(r, "f", "gateway", "entries_after"), only="kernel")
+        line(sec, "snatgw drops (all reasons)", lambda r, g: get(r, "f", "gateway", "total.drops"), only="snatgw")
+        line(sec, "snatgw port missed + tx dropped", lambda r, g: snatgw_sum(
+            get(r, "f", "gateway"), "ports.inside.missed", "ports.outside.missed",
+            "loop.tx_dropped_inside", "loop.tx_dropped_outside"), only="snatgw")
+    if not any(get(res[g], "c") for g in res) and not any(get(res[g], "d", "up", "gbps") for g in res):
+        return out
     u = res and next(iter(res.values()))["c"]
     sec = (f"(c) UDP request/response, {meta.get('hosts', '?')} hosts x "
            f"{get(u, 'sockets_per_host') or meta.get('udp_sockets', '?')} sockets, {meta.get('udp_seconds', '?')} s")
@@ -325,7 +399,7 @@ def snatgw_counter_lines(res):
     if not g:
         return []
     lines = []
-    for ph in ("a", "b", "c", "d"):
+    for ph in ("a", "b", "e", "f", "c", "d"):
         delta = get(g, ph, "gateway")
         if not delta:
             continue
@@ -366,10 +440,14 @@ def text_report(meta, res, table):
         rat = ratio(r["values"])[1] if len(gws) == 2 and not r["only"] else ""
         out.append(f"  {r['label']:<{w - 2}}{cells}{rat:>15}".rstrip())
     for g in gws:
-        for ph in ("a", "b"):
+        for ph in ("a", "b", "e"):
             errs = get(res[g], ph, "errors")
             if errs:
                 out.append(f"{g} ({ph}) failed connects by class: " + ", ".join(f"{k}={v}" for k, v in sorted(errs.items())))
+        for ph in FLOOD_PHASES:
+            errs = get(res[g], "f", ph, "errors")
+            if errs:
+                out.append(f"{g} (f) h2's failed connects {ph} the flood, by class: " + ", ".join(f"{k}={v}" for k, v in sorted(errs.items())))
         for dirn in ("up", "down"):
             e = get(res[g], "d", dirn, "error")
             if e:
@@ -396,6 +474,10 @@ def chart(path, meta, res, table):
         ("(a)", "connects/s"), ("(b)", "connects/s"),
         ("(a)", "failed or >= 1 s, % of attempts"), ("(b)", "failed or >= 1 s, % of attempts"),
         ("(a)", "connect ms p99 (worst host)"), ("(b)", "connect ms p99 (worst host)"),
+        ("(e)", "failed connects"), ("(e)", "SYN retransmissions (hosts, nstat)"),
+        ("(e)", "SYNs rejected by a server TIME_WAIT (PAWS)"),
+        ("(f)", "h2 failed connects during"), ("(f)", "h2 failed connects after"),
+        ("(f)", "h2 SYN retransmissions during (nstat)"),
         ("(c)", "answered/s"), ("(c)", "lost (no answer in 1 s)"),
         ("(d)", "upload Gb/s"), ("(d)", "download Gb/s (-R)"),
     ]
@@ -406,7 +488,11 @@ def chart(path, meta, res, table):
                 panels.append((sec, r))
                 break
     colors = {"snatgw": "#1f77b4", "kernel": "#ff7f0e"}
-    fig, axes = plt.subplots(2, 5, figsize=(17, 7))
+    if not panels:
+        return False
+    ncols = 4
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(15, 3.5 * nrows + 0.5), squeeze=False)
     for ax, (sec, r) in zip(axes.flat, panels):
         vals = [r["values"].get(g) for g in gws]
         ys = [v if v is not None else 0 for v in vals]
@@ -424,10 +510,11 @@ def chart(path, meta, res, table):
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"snatgw vs kernel SNAT - tools/lab compare, {meta.get('date', '?')}, "
-                 f"{meta.get('cpus', '?')} x {meta.get('cpu', '?')}, Linux {meta.get('kernel', '?')}; "
-                 f"(a) storm client closes, (b) server closes, {meta.get('hosts', '?')} hosts x "
-                 f"{meta.get('threads', '?')} threads, {meta.get('seconds', '?')} s", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+                 f"{meta.get('cpus', '?')} x {meta.get('cpu', '?')}, Linux {meta.get('kernel', '?')}\n"
+                 f"(a) storm client closes, (b) server closes, (e) close on accept on one pool address, "
+                 f"{meta.get('hosts', '?')} hosts x {meta.get('threads', '?')} threads, {meta.get('seconds', '?')} s; "
+                 f"(f) SYN flood", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
