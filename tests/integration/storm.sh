@@ -208,7 +208,7 @@ print(f"INFO clients: {ok} connects ({ok / max(1, max([r['seconds'] for r in rep
       f"{p99:.2f}, max {mx:.1f}; of it in the connect() call: worst p99 {call_p99:.2f}, max {call_max:.1f}")
 print(f"INFO server: accepted {srv['accepted']}, {lines} peer lines, {len(by_peer)} distinct "
       f"(address, port) from {', '.join(addrs)}")
-print(f"FIGURES connects={ok} failed={failed} ({errs}; by host {fails_by_host}) "
+print(f"FIGURES connects={ok + failed} ok={ok} failed={failed} ({errs}; by host {fails_by_host}) "
       f"syn_retransmitted_tcp_info={retrans}")
 if slow_at:
     print("INFO slow connects began at (second of the storm: count): " +

@@ -1,14 +1,14 @@
 #!/bin/bash
 # A silent SYN flood from one inside host, and another host connecting meanwhile. A fresh lab
 # with ONE pool address and the default configuration (no per-host cap set). h1 floods the
-# server's port with SYNs from ever new source ports (hping3, SNL_FLOOD_RATE per second, 15,000,
-# for SNL_FLOOD_SECONDS, 15; bounded by a count and by `timeout`) and drops its own RSTs
-# (iptables -A OUTPUT -p tcp --tcp-flags RST RST -j DROP in h1), so the server's SYN/ACKs are
-# never answered and every flooded connection stays half open (the server retransmits its
-# SYN/ACK, falls back on SYN cookies when its SYN queue is full). h2 connects to the same server
-# port, one connection at a time per thread (2 threads, 100 ms apart, 3 s connect timeout,
-# client closes first): for SNL_FLOOD_BEFORE_SECONDS (3) before the flood, during it, and for
-# SNL_FLOOD_AFTER_SECONDS (20) after it. Passes when
+# server's port with SYNs from ever new source ports (hping3, SNL_SYNFLOOD_RATE per second,
+# 15,000, for SNL_SYNFLOOD_SECONDS, 15; bounded by a count and by `timeout`) and drops its own
+# RSTs (iptables -A OUTPUT -p tcp --tcp-flags RST RST -j DROP in h1), so the server's SYN/ACKs
+# are never answered and every flooded connection stays half open (the server retransmits its
+# SYN/ACK, falls back on SYN cookies when its SYN queue is full). h2 connects to the same
+# server port, one connection at a time per thread (2 threads, 100 ms apart, 3 s connect
+# timeout, client closes first): for SNL_SYNFLOOD_BEFORE_SECONDS (3) before the flood, during
+# it, and for SNL_SYNFLOOD_AFTER_SECONDS (20) after it. Passes when
 #   - h1 did flood: more SYNs than the pool address has ports (64,512), so that a gateway that
 #     gives each of them a (public port, server) pair runs out of pairs toward the server,
 #   - in each phase h2 made connections, none failed and none needed a second SYN (TCP_INFO),
@@ -20,16 +20,16 @@
 source "$(dirname "$0")/lib.sh"
 lab_fresh --pool-addresses 198.19.0.10
 
-rate="${SNL_FLOOD_RATE:-15000}"
-seconds="${SNL_FLOOD_SECONDS:-15}"
-before="${SNL_FLOOD_BEFORE_SECONDS:-3}"
-after="${SNL_FLOOD_AFTER_SECONDS:-20}"
-port="${SNL_FLOOD_PORT:-7005}"
+rate="${SNL_SYNFLOOD_RATE:-15000}"
+seconds="${SNL_SYNFLOOD_SECONDS:-15}"
+before="${SNL_SYNFLOOD_BEFORE_SECONDS:-3}"
+after="${SNL_SYNFLOOD_AFTER_SECONDS:-20}"
+port="${SNL_SYNFLOOD_PORT:-7005}"
 for n in "$rate" "$seconds" "$before" "$after"; do
-    [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || { fail "SNL_FLOOD_*: whole numbers >= 1 (got '$n')"; finish; }
+    [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || { fail "SNL_SYNFLOOD_*: whole numbers >= 1 (got '$n')"; finish; }
 done
 # Bounded: at most 50,000 SYNs/s for at most 60 s.
-[ "$rate" -le 50000 ] && [ "$seconds" -le 60 ] || { fail "SNL_FLOOD_RATE <= 50000 and SNL_FLOOD_SECONDS <= 60"; finish; }
+[ "$rate" -le 50000 ] && [ "$seconds" -le 60 ] || { fail "SNL_SYNFLOOD_RATE <= 50000 and SNL_SYNFLOOD_SECONDS <= 60"; finish; }
 count=$((rate * seconds))
 interval_us=$((1000000 / rate))
 pool_ports=64512
