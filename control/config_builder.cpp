@@ -159,7 +159,7 @@ NatConfig build_nat_config(uint16_t workers, const std::vector<PoolSpec>& pools,
         const Timeouts& t = spec.timeouts;
         const std::pair<const char*, uint32_t> checks[] = {
             {"tcp_established", t.tcp_established}, {"tcp_transitory", t.tcp_transitory},
-            {"udp", t.udp}, {"icmp", t.icmp}, {"linger", t.linger}};
+            {"tcp_syn_sent", t.tcp_syn_sent}, {"tcp_syn_recv", t.tcp_syn_recv}, {"udp", t.udp}, {"icmp", t.icmp}, {"linger", t.linger}};
         for (const auto& [name, value] : checks)
             if (value == 0 || value > 7 * 24 * 3600)
                 throw ConfigError(where + "timeout " + name + " must be 1..604800 s");
@@ -167,6 +167,7 @@ NatConfig build_nat_config(uint16_t workers, const std::vector<PoolSpec>& pools,
             throw ConfigError(where + "timeout quarantine must be 0..604800 s");
         pool.timeouts = t;
         pool.max_sessions_per_host = spec.max_sessions_per_host;
+        pool.max_embryonic_per_host = spec.max_embryonic_per_host;
         if (!pool.retired) by_name.emplace(pool.name, pool.id);
         cfg.pools.push_back(std::move(pool));
     }

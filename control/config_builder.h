@@ -28,6 +28,7 @@ struct PoolSpec {
     std::string policy = "liberal";
     Timeouts timeouts;
     uint32_t max_sessions_per_host = 0;
+    uint32_t max_embryonic_per_host = Pool{}.max_embryonic_per_host;
     // Live changes (control API): addresses removed from the pool that may still carry
     // sessions, and a deleted pool kept for its sessions. Never written to a config file.
     std::vector<uint32_t> draining;

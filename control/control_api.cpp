@@ -106,6 +106,7 @@ json ControlApi::pool_json(const PoolSpec& spec, int id) const {
             {"policy", spec.policy},
             {"timeouts", timeouts_to_json(spec.timeouts)},
             {"max_sessions_per_host", spec.max_sessions_per_host},
+            {"max_embryonic_per_host", spec.max_embryonic_per_host},
             {"rules", rules},
             {"ports_in_use", in_use}};
 }
@@ -270,7 +271,8 @@ json ControlApi::pool_add(const json& args) {
         std::sort(want_rules.begin(), want_rules.end());
         if (same_addresses && cur.ports == req.spec.ports && cur.policy == req.spec.policy &&
             cur.timeouts == req.spec.timeouts &&
-            cur.max_sessions_per_host == req.spec.max_sessions_per_host && cur_rules == want_rules)
+            cur.max_sessions_per_host == req.spec.max_sessions_per_host &&
+            cur.max_embryonic_per_host == req.spec.max_embryonic_per_host && cur_rules == want_rules)
             return {{"pool", pool_json(cur, i)}};
         throw ControlError("conflict", "a different pool named '" + req.spec.name + "' exists (use pool.set)");
     }
@@ -335,6 +337,7 @@ json ControlApi::pool_set(const json& args) {
         p.addresses = format_address_list(addrs);
         if (req.ports) p.ports = *req.ports;
         if (req.max_sessions_per_host) p.max_sessions_per_host = *req.max_sessions_per_host;
+        if (req.max_embryonic_per_host) p.max_embryonic_per_host = *req.max_embryonic_per_host;
         if (req.rules) {
             std::erase_if(rules, [&](const RuleSpec& r) { return r.pool == req.name; });
             for (const std::string& prefix : *req.rules) rules.push_back({prefix, req.name});

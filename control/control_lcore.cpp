@@ -2,6 +2,7 @@
 #include "control_lcore.h"
 
 #include <rte_mbuf.h>
+#include <rte_mempool.h>
 #include <rte_ring.h>
 
 #include <cstring>
@@ -15,7 +16,19 @@ namespace {
 
 constexpr uint32_t kPollBurst = 32;
 constexpr uint64_t kReachableMs = 30000;  // re-confirm a neighbour after this long
-constexpr uint64_t kHoldMaxMs = 1000;     // a frame waits at most this long for ARP
+
+// Held frames are mbufs of either port's pool and leave through worker 0's control ring: size
+// the hold queue from the smaller pool and that ring (hold_limits_for()).
+HoldQueue make_hold_queue(rte_mempool* const pools[2], const rte_ring* control_ring) {
+    uint32_t mbufs = UINT32_MAX;
+    for (int side = 0; side < 2; ++side)
+        if (pools[side] != nullptr && pools[side]->size < mbufs) mbufs = pools[side]->size;
+    const uint32_t ring = control_ring != nullptr ? rte_ring_get_capacity(control_ring)
+                                                  : HoldQueue::kDefaultGlobalCap;
+    if (mbufs == UINT32_MAX) mbufs = HoldQueue::kDefaultGlobalCap * kHoldPoolShare;
+    const HoldLimits limits = hold_limits_for(mbufs, ring);
+    return HoldQueue(limits.per_neighbour, limits.global_cap);
+}
 
 }  // namespace
 
@@ -23,7 +36,7 @@ ControlLcore::ControlLcore(WorkerShared& shared, NeighbourTable& neighbours,
                            rte_mempool* pool_by_side[2], std::vector<uint32_t> outside_extra)
     : shared_(shared),
       neighbours_(neighbours),
-      hold_(4, 1024),
+      hold_(make_hold_queue(pool_by_side, shared.control_tx[0])),
       pool_{pool_by_side[0], pool_by_side[1]},
       icmp_rate_(1000, 100) {
     responder_[0] = ArpResponder(shared.port[0].mac, {shared.port[0].addr});
@@ -102,7 +115,8 @@ void ControlLcore::announce(uint64_t now_ms, const std::vector<uint32_t>& next_h
             else send(m, side);
         }
     }
-    for (uint32_t nh : next_hops) request(side_for_next_hop(nh), nh, now_ms);
+    next_hops_ = next_hops;
+    for (uint32_t nh : next_hops_) request(side_for_next_hop(nh), nh, now_ms);
 }
 
 uint32_t ControlLcore::poll(uint64_t now_ms) {
@@ -144,15 +158,7 @@ void ControlLcore::handle_arp(rte_mbuf* m, int side, uint64_t now_ms) {
         (arp->op == kArpOpReply || responder_[side].answers_for(arp->target_ip))) {
         if (neighbours_.learn(arp->sender_ip, arp->sender_mac, now_ms)) {
             ++counters_.arp_learned;
-            for (void* held : hold_.release(arp->sender_ip)) {
-                auto* hm = static_cast<rte_mbuf*>(held);
-                uint8_t* f = rte_pktmbuf_mtod(hm, uint8_t*);
-                const int out = meta(hm)->out_side;
-                std::memcpy(f, arp->sender_mac.data(), 6);
-                std::memcpy(f + 6, shared_.port[out].mac.data(), 6);
-                ++counters_.released;
-                send(hm, out);
-            }
+            release_held(arp->sender_ip, arp->sender_mac);
         }
     }
     if (responder_[side].should_reply(*arp)) {
@@ -213,9 +219,43 @@ void ControlLcore::handle_ttl(rte_mbuf* m, int side, uint64_t now_ms) {
     send(out, side);
 }
 
+void ControlLcore::send_resolved(rte_mbuf* m, const MacAddr& mac) {
+    uint8_t* f = rte_pktmbuf_mtod(m, uint8_t*);
+    const int out = meta(m)->out_side;
+    std::memcpy(f, mac.data(), 6);
+    std::memcpy(f + 6, shared_.port[out].mac.data(), 6);
+    send(m, out);
+}
+
+void ControlLcore::release_held(uint32_t ip, const MacAddr& mac) {
+    for (void* held : hold_.release(ip)) {
+        ++counters_.released;
+        send_resolved(static_cast<rte_mbuf*>(held), mac);
+    }
+}
+
+void ControlLcore::drop_held(const std::vector<void*>& frames, uint64_t& reason) {
+    for (void* p : frames) {
+        ++reason;
+        ++counters_.hold_dropped;
+        rte_pktmbuf_free(static_cast<rte_mbuf*>(p));
+    }
+}
+
 void ControlLcore::handle_no_neighbour(rte_mbuf* m, uint64_t now_ms) {
     const MbufMeta mm = *meta(m);
+    // A worker missed the neighbour, but its ARP answer may have been handled between that
+    // lookup and now (the punt ring is a queue): then nothing more will release the frame, so
+    // send it now, after anything still held for that neighbour.
+    MacAddr mac;
+    if (neighbours_.lookup(mm.next_hop, mac)) {
+        release_held(mm.next_hop, mac);
+        ++counters_.resolved_at_punt;
+        send_resolved(m, mac);
+        return;
+    }
     if (!hold_.hold(mm.next_hop, m, now_ms)) {
+        ++counters_.hold_full;
         ++counters_.hold_dropped;
         rte_pktmbuf_free(m);
     } else {
@@ -226,11 +266,15 @@ void ControlLcore::handle_no_neighbour(rte_mbuf* m, uint64_t now_ms) {
 
 void ControlLcore::housekeeping(uint64_t now_ms) {
     neighbours_.expire(now_ms, kReachableMs);
+    drop_held(hold_.expire(now_ms, kHoldMaxMs), counters_.hold_timeout);
+    // Retries (NeighbourTable spaces them: 250 ms, doubling up to 1 s): for every neighbour
+    // frames wait for, and for the configured next hops until they answer, so that a request
+    // or reply lost at start does not cost the first burst.
+    hold_.for_each_waiting([&](uint32_t ip) { request(side_for_next_hop(ip), ip, now_ms); });
+    MacAddr mac;
+    for (uint32_t nh : next_hops_)
+        if (!neighbours_.lookup(nh, mac)) request(side_for_next_hop(nh), nh, now_ms);
     for (uint32_t ip : neighbours_.due_refreshes(now_ms)) request(side_for_next_hop(ip), ip, now_ms);
-    for (void* p : hold_.expire(now_ms, kHoldMaxMs)) {
-        ++counters_.hold_dropped;
-        rte_pktmbuf_free(static_cast<rte_mbuf*>(p));
-    }
 }
 
 void ControlLcore::drain() {

@@ -60,6 +60,7 @@ constexpr Field kPolicyRequired{"policy", Kind::Policy, true};
 constexpr Field kTimeouts{"timeouts", Kind::Timeouts};
 constexpr Field kTimeoutsRequired{"timeouts", Kind::Timeouts, true};
 constexpr Field kMaxPerHost{"max_sessions_per_host", Kind::Uint, false, 0, std::numeric_limits<uint32_t>::max()};
+constexpr Field kMaxEmbryonicPerHost{"max_embryonic_per_host", Kind::Uint, false, 0, std::numeric_limits<uint32_t>::max()};
 constexpr Field kRules{"rules", Kind::PrefixList};
 constexpr Field kPoolRequired{"pool", Kind::PoolName, true};
 constexpr Field kLevel{"level", Kind::Level, true};
@@ -76,6 +77,8 @@ struct TimeoutField {
 const TimeoutField kTimeoutFields[] = {
     {"tcp_established", &PartialTimeouts::tcp_established, &Timeouts::tcp_established, 1},
     {"tcp_transitory", &PartialTimeouts::tcp_transitory, &Timeouts::tcp_transitory, 1},
+    {"tcp_syn_sent", &PartialTimeouts::tcp_syn_sent, &Timeouts::tcp_syn_sent, 1},
+    {"tcp_syn_recv", &PartialTimeouts::tcp_syn_recv, &Timeouts::tcp_syn_recv, 1},
     {"udp", &PartialTimeouts::udp, &Timeouts::udp, 1},
     {"icmp", &PartialTimeouts::icmp, &Timeouts::icmp, 1},
     {"quarantine", &PartialTimeouts::quarantine, &Timeouts::quarantine, 0},
@@ -125,8 +128,8 @@ PartialTimeouts timeouts_of(const json& v, const std::string& name) {
                                      [&, &key = key](const TimeoutField& t) { return t.name == key; });
         if (f == std::end(kTimeoutFields))
             throw bad_request(name + "." + key +
-                              " is not a timeout (expected: tcp_established, tcp_transitory, udp, "
-                              "icmp, quarantine, linger)");
+                              " is not a timeout (expected: tcp_established, tcp_transitory, "
+                              "tcp_syn_sent, tcp_syn_recv, udp, icmp, quarantine, linger)");
         const auto secs = integer_in(value, f->min, kMaxTimeout);
         if (!secs)
             throw bad_request(name + "." + key + " must be an integer " + std::to_string(f->min) +
@@ -260,9 +263,11 @@ void check_flush(const json& args) {
 
 void check_pool_set(const json& args) {
     const PoolSetRequest r = parse_pool_set(args);
-    if (!r.add_addresses && !r.del_addresses && !r.ports && !r.max_sessions_per_host && !r.rules)
+    if (!r.add_addresses && !r.del_addresses && !r.ports && !r.max_sessions_per_host &&
+        !r.max_embryonic_per_host && !r.rules)
         throw bad_request("pool.set needs at least one of args.add_addresses, args.del_addresses, "
-                          "args.ports, args.max_sessions_per_host, args.rules");
+                          "args.ports, args.max_sessions_per_host, args.max_embryonic_per_host, "
+                          "args.rules");
 }
 
 void check_timeouts_set(const json& args) {
@@ -289,9 +294,9 @@ const std::vector<Schema>& schemas() {
             {"pools", {}},
             {"sessions", sessions, check_sessions},
             {"sessions.flush", flush, check_flush},
-            {"pool.add", {kName, kAddresses, kPorts, kPolicy, kTimeouts, kMaxPerHost, kRules}},
+            {"pool.add", {kName, kAddresses, kPorts, kPolicy, kTimeouts, kMaxPerHost, kMaxEmbryonicPerHost, kRules}},
             {"pool.del", {kName}},
-            {"pool.set", {kName, kAddAddresses, kDelAddresses, kPorts, kMaxPerHost, kRules}, check_pool_set},
+            {"pool.set", {kName, kAddAddresses, kDelAddresses, kPorts, kMaxPerHost, kMaxEmbryonicPerHost, kRules}, check_pool_set},
             {"policy.set", {kPoolRequired, kPolicyRequired}},
             {"timeouts.set", {kPoolRequired, kTimeoutsRequired}, check_timeouts_set},
             {"log.level", {kLevel}},
@@ -482,6 +487,7 @@ PoolAddRequest parse_pool_add(const json& args) {
     if (const json* t = get(args, kTimeouts)) r.timeouts = parse_timeouts(*t);
     r.spec.timeouts = r.timeouts.applied_to(Timeouts{});
     if (auto v = get_uint(args, kMaxPerHost)) r.spec.max_sessions_per_host = static_cast<uint32_t>(*v);
+    if (auto v = get_uint(args, kMaxEmbryonicPerHost)) r.spec.max_embryonic_per_host = static_cast<uint32_t>(*v);
     r.rules = get_prefixes(args, kRules);
     return r;
 }
@@ -493,6 +499,7 @@ PoolSetRequest parse_pool_set(const json& args) {
     r.del_addresses = get_string(args, kDelAddresses);
     r.ports = get_string(args, kPorts);
     if (auto v = get_uint(args, kMaxPerHost)) r.max_sessions_per_host = static_cast<uint32_t>(*v);
+    if (auto v = get_uint(args, kMaxEmbryonicPerHost)) r.max_embryonic_per_host = static_cast<uint32_t>(*v);
     if (get(args, kRules)) r.rules = get_prefixes(args, kRules);
     return r;
 }

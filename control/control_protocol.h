@@ -100,10 +100,12 @@ struct SessionQuery {
 
 // A timeouts object where every field is optional (seconds).
 struct PartialTimeouts {
-    std::optional<uint32_t> tcp_established, tcp_transitory, udp, icmp, quarantine, linger;
+    std::optional<uint32_t> tcp_established, tcp_transitory, tcp_syn_sent, tcp_syn_recv, udp, icmp,
+        quarantine, linger;
 
     bool empty() const {
-        return !tcp_established && !tcp_transitory && !udp && !icmp && !quarantine && !linger;
+        return !tcp_established && !tcp_transitory && !tcp_syn_sent && !tcp_syn_recv && !udp &&
+               !icmp && !quarantine && !linger;
     }
     // `base` with the given fields replaced.
     Timeouts applied_to(Timeouts base) const;
@@ -121,7 +123,7 @@ struct PoolAddRequest {
 struct PoolSetRequest {
     std::string name;
     std::optional<std::string> add_addresses, del_addresses, ports;
-    std::optional<uint32_t> max_sessions_per_host;
+    std::optional<uint32_t> max_sessions_per_host, max_embryonic_per_host;
     std::optional<std::vector<std::string>> rules;
 };
 

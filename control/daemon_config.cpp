@@ -55,8 +55,9 @@ std::string prefix_text(uint32_t addr, uint8_t len) {
 const std::set<std::string> kFixedSections = {"dataplane", "inside", "outside", "routes", "nat", "control", "events"};
 const std::set<std::string> kRepeatable = {"routes.route", "nat.rule"};
 const std::vector<std::string> kPoolKeys = {"addresses", "ports", "policy", "tcp_established",
-                                            "tcp_transitory", "udp", "icmp", "quarantine", "linger",
-                                            "max_sessions_per_host"};
+                                            "tcp_transitory", "tcp_syn_sent", "tcp_syn_recv", "udp",
+                                            "icmp", "quarantine", "linger", "max_sessions_per_host",
+                                            "max_embryonic_per_host"};
 const std::vector<std::string> kSteering = {"auto", "rss", "flow", "software"};
 const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error"};
 
@@ -222,15 +223,19 @@ struct Descriptions {
             ("pool.NAME.policy", po::value<std::string>()->value_name("WORD")->default_value(p.policy),
              "out-of-window TCP: liberal | strict | retrans-ok")
             ("pool.NAME.tcp_established", po::value<uint32_t>()->value_name("S")->default_value(t.tcp_established), "idle timeout, established TCP (1..604800)")
-            ("pool.NAME.tcp_transitory", po::value<uint32_t>()->value_name("S")->default_value(t.tcp_transitory), "idle timeout, TCP opening/closing (1..604800)")
+            ("pool.NAME.tcp_transitory", po::value<uint32_t>()->value_name("S")->default_value(t.tcp_transitory), "idle timeout, TCP closing (1..604800)")
+            ("pool.NAME.tcp_syn_sent", po::value<uint32_t>()->value_name("S")->default_value(t.tcp_syn_sent), "idle timeout, TCP SYN not answered (1..604800)")
+            ("pool.NAME.tcp_syn_recv", po::value<uint32_t>()->value_name("S")->default_value(t.tcp_syn_recv), "idle timeout, TCP handshake answered, not completed (1..604800)")
             ("pool.NAME.udp", po::value<uint32_t>()->value_name("S")->default_value(t.udp), "idle timeout, UDP (1..604800)")
             ("pool.NAME.icmp", po::value<uint32_t>()->value_name("S")->default_value(t.icmp), "idle timeout, ICMP echo (1..604800)")
             ("pool.NAME.quarantine", po::value<uint32_t>()->value_name("S")->default_value(t.quarantine),
-             "hold a (port, remote) pair the remote closed first (0..604800)")
+             "hold a (port, remote) pair whose remote may be in TIME_WAIT (0..604800)")
             ("pool.NAME.linger", po::value<uint32_t>()->value_name("S")->default_value(t.linger),
-             "hold a pair closed inside-first or by RST (1..604800)")
+             "hold a pair the remote closed passively, or reset (1..604800)")
             ("pool.NAME.max_sessions_per_host", po::value<uint32_t>()->value_name("N")->default_value(p.max_sessions_per_host),
-             "sessions per inside host (0 = no cap)");
+             "sessions per inside host (0 = no cap)")
+            ("pool.NAME.max_embryonic_per_host", po::value<uint32_t>()->value_name("N")->default_value(p.max_embryonic_per_host),
+             "TCP handshakes per inside host and worker; beyond, its oldest is recycled (0 = no cap)");
     }
 };
 
@@ -356,8 +361,10 @@ void read_pools(const Origins& o, const PoolTexts& texts, const std::vector<std:
         }
         const std::pair<const char*, uint32_t*> numbers[] = {
             {"tcp_established", &p.timeouts.tcp_established}, {"tcp_transitory", &p.timeouts.tcp_transitory},
+            {"tcp_syn_sent", &p.timeouts.tcp_syn_sent}, {"tcp_syn_recv", &p.timeouts.tcp_syn_recv},
             {"udp", &p.timeouts.udp}, {"icmp", &p.timeouts.icmp}, {"quarantine", &p.timeouts.quarantine},
-            {"linger", &p.timeouts.linger}, {"max_sessions_per_host", &p.max_sessions_per_host}};
+            {"linger", &p.timeouts.linger}, {"max_sessions_per_host", &p.max_sessions_per_host},
+            {"max_embryonic_per_host", &p.max_embryonic_per_host}};
         for (const auto& [key, field] : numbers)
             if (auto* v = get(key)) *field = number<uint32_t>(o, opt + key, *v, 0, UINT32_MAX);
 
@@ -720,11 +727,14 @@ std::string render_config_file(const DaemonConfig& c) {
           << "policy = " << p.policy << "\n"
           << "tcp_established = " << t.tcp_established << "\n"
           << "tcp_transitory = " << t.tcp_transitory << "\n"
+          << "tcp_syn_sent = " << t.tcp_syn_sent << "\n"
+          << "tcp_syn_recv = " << t.tcp_syn_recv << "\n"
           << "udp = " << t.udp << "\n"
           << "icmp = " << t.icmp << "\n"
           << "quarantine = " << t.quarantine << "\n"
           << "linger = " << t.linger << "\n"
-          << "max_sessions_per_host = " << p.max_sessions_per_host << "\n";
+          << "max_sessions_per_host = " << p.max_sessions_per_host << "\n"
+          << "max_embryonic_per_host = " << p.max_embryonic_per_host << "\n";
     }
     f << "\n[nat]\n";
     for (const RuleSpec& r : c.rules) f << "rule = " << r.prefix << " " << r.pool << "\n";

@@ -24,12 +24,14 @@ void worker_line(std::string& out, const std::string& name, const WorkerStats& w
          "%-9s rx_in=%llu rx_out=%llu tx_in=%llu tx_out=%llu found=%llu new=%llu "
          "translated=%llu handoffs=%llu handoff_ring_full=%llu insert_failed=%llu "
          "drop=%llu sessions=%llu expired=%llu evicted=%llu reopened=%llu capacity=%llu "
-         "flushed=%llu\n",
+         "flushed=%llu reclaimed=%llu pairs_reused_timewait=%llu pairs_reuse_refused=%llu "
+         "rst_ignored=%llu\n",
          name.c_str(), ull(l.rx[0]), ull(l.rx[1]), ull(l.tx[0]), ull(l.tx[1]), ull(e.found),
          ull(e.sessions_created), ull(e.forwarded[0] + e.forwarded[1]), ull(l.handoff_sent),
          ull(l.handoff_ring_full), ull(e.insert_failed), ull(e.drop_total()), ull(w.sessions),
          ull(e.sessions_expired), ull(e.sessions_evicted), ull(e.sessions_reopened),
-         ull(w.session_capacity), ull(e.sessions_flushed));
+         ull(w.session_capacity), ull(e.sessions_flushed), ull(e.sessions_reclaimed),
+         ull(e.pairs_reused_timewait), ull(e.pairs_reuse_refused), ull(e.tcp_rst_ignored));
 }
 
 }  // namespace
@@ -74,11 +76,12 @@ std::string format_stats(const StatsSnapshot& s) {
          "control: arp_answered=%llu arp_learned=%llu arp_requests=%llu echo_replies=%llu "
          "time_exceeded=%llu icmp_rate_limited=%llu local_dropped=%llu held=%llu "
          "released=%llu hold_dropped=%llu arp_ignored=%llu alloc_failed=%llu "
-         "control_ring_full=%llu\n",
+         "control_ring_full=%llu hold_full=%llu hold_timeout=%llu resolved_at_punt=%llu\n",
          ull(c.arp_requests_answered), ull(c.arp_learned), ull(c.arp_requests_sent),
          ull(c.echo_replies), ull(c.time_exceeded_sent), ull(c.icmp_rate_limited),
          ull(c.local_dropped), ull(c.held), ull(c.released), ull(c.hold_dropped),
-         ull(c.arp_ignored), ull(c.alloc_failed), ull(c.control_ring_full));
+         ull(c.arp_ignored), ull(c.alloc_failed), ull(c.control_ring_full), ull(c.hold_full),
+         ull(c.hold_timeout), ull(c.resolved_at_punt));
 
     for (int side = 0; side < 2; ++side) {
         const EthPortStats& p = s.ports[side];

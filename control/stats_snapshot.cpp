@@ -17,10 +17,10 @@ namespace {
 // serve both the cross-thread copy and the sum; the size checks make a new field that is not
 // listed here a compile error instead of a counter that silently reads zero.
 static_assert(sizeof(WorkerCounters) ==
-                  8 * (18 + kDropReasonCount + static_cast<std::size_t>(TcpState::Count) + 4),
+                  8 * (23 + kDropReasonCount + static_cast<std::size_t>(TcpState::Count) + 4),
               "WorkerCounters changed: update for_each_field()");
 static_assert(sizeof(LoopCounters) == 8 * 20, "LoopCounters changed: update for_each_field()");
-static_assert(sizeof(ControlCounters) == 8 * 13,
+static_assert(sizeof(ControlCounters) == 8 * 16,
               "ControlCounters changed: update for_each_field()");
 
 template <typename F>
@@ -35,6 +35,11 @@ void for_each_field(WorkerCounters& a, const WorkerCounters& b, F f) {
     f(a.sessions_expired, b.sessions_expired);
     f(a.sessions_freed, b.sessions_freed);
     f(a.sessions_evicted, b.sessions_evicted);
+    f(a.sessions_reclaimed, b.sessions_reclaimed);
+    f(a.pairs_reused_timewait, b.pairs_reused_timewait);
+    f(a.pairs_reuse_refused, b.pairs_reuse_refused);
+    f(a.tcp_rst_ignored, b.tcp_rst_ignored);
+    f(a.pair_count_failed, b.pair_count_failed);
     f(a.sessions_flushed, b.sessions_flushed);
     f(a.insert_failed, b.insert_failed);
     f(a.handoffs, b.handoffs);
@@ -86,7 +91,10 @@ void for_each_field(ControlCounters& a, const ControlCounters& b, F f) {
     f(a.icmp_rate_limited, b.icmp_rate_limited);
     f(a.held, b.held);
     f(a.hold_dropped, b.hold_dropped);
+    f(a.hold_full, b.hold_full);
+    f(a.hold_timeout, b.hold_timeout);
     f(a.released, b.released);
+    f(a.resolved_at_punt, b.resolved_at_punt);
     f(a.alloc_failed, b.alloc_failed);
     f(a.control_ring_full, b.control_ring_full);
 }
@@ -210,6 +218,11 @@ nlohmann::json worker_json(const WorkerStats& w) {
         {"insert_failed", e.insert_failed},
         {"expired", e.sessions_expired},
         {"evicted", e.sessions_evicted},
+        {"reclaimed", e.sessions_reclaimed},
+        {"pairs_reused_timewait", e.pairs_reused_timewait},
+        {"pairs_reuse_refused", e.pairs_reuse_refused},
+        {"tcp_rst_ignored", e.tcp_rst_ignored},
+        {"pair_count_failed", e.pair_count_failed},
         {"flushed", e.sessions_flushed},
         {"drops", e.drop_total()},
         {"sessions", w.sessions},
@@ -250,7 +263,10 @@ nlohmann::json control_json(const ControlCounters& c) {
         {"icmp_rate_limited", c.icmp_rate_limited},
         {"held", c.held},
         {"hold_dropped", c.hold_dropped},
+        {"hold_full", c.hold_full},
+        {"hold_timeout", c.hold_timeout},
         {"released", c.released},
+        {"resolved_at_punt", c.resolved_at_punt},
         {"alloc_failed", c.alloc_failed},
         {"control_ring_full", c.control_ring_full},
     };

@@ -21,6 +21,16 @@ struct WorkerCounters {
     uint64_t sessions_expired = 0;   // idle timeout (TCP moves to quarantine first)
     uint64_t sessions_freed = 0;     // keys removed, port returned
     uint64_t sessions_evicted = 0;   // early drop to make room
+    // Never-established sessions freed for a new one: their host reached its embryonic cap, or
+    // no pair toward a remote was left (the host holding the most handshakes pays, I7).
+    uint64_t sessions_reclaimed = 0;
+    // A pair held for the remote's TIME_WAIT given to a new SYN the remote accepts on it (a
+    // newer timestamp, or a higher ISN: RFC 6191), and SYNs for which held pairs were found
+    // but none would be accepted (then ports_exhausted, unless a handshake was reclaimed).
+    uint64_t pairs_reused_timewait = 0;
+    uint64_t pairs_reuse_refused = 0;
+    uint64_t tcp_rst_ignored = 0;    // out-of-window RST forwarded (liberal), session kept
+    uint64_t pair_count_failed = 0;  // pair-count table refused a key (should stay 0)
     uint64_t sessions_flushed = 0;   // ended by an operator (sessions flush)
     uint64_t insert_failed = 0;      // hash insert refused while the table had room
     uint64_t handoffs = 0;           // packets for another worker's ports

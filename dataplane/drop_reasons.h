@@ -43,6 +43,7 @@ namespace snatgw {
     X(PortsExhausted, "ports_exhausted", "no free public port for this remote")                \
     X(SessionTableFull, "session_table_full", "session table full, nothing evictable")         \
     X(HostSessionLimit, "host_session_limit", "inside host reached its session cap")           \
+    X(HostEmbryonicLimit, "host_embryonic_limit", "inside host at its handshake cap, none of its own to recycle") \
     X(HostTableFull, "host_table_full", "too many distinct inside hosts")                      \
     X(WrongWorker, "wrong_worker", "outside packet for a port this worker does not own")
 

@@ -57,7 +57,7 @@ HostEntry* HostTable::find_or_add(uint32_t inside_addr) {
     const int32_t pos = rte_hash_add_key(hash_, &key);
     if (pos < 0) return nullptr;
     ++size_;
-    entries_[pos] = HostEntry{0, 0, 0};
+    entries_[pos] = HostEntry{0, 0, 0, 0};
     return &entries_[pos];
 }
 

@@ -13,6 +13,7 @@ namespace snatgw {
 struct HostEntry {
     uint32_t sessions;     // live sessions of this host on this worker
     uint32_t public_addr;  // paired address, network order
+    uint32_t embryonic;    // of them, TCP sessions never established (SYN_SENT, SYN_RECV)
     uint16_t pool_id;
 };
 

@@ -21,7 +21,12 @@ enum class Policy : uint8_t {
 // Idle timeouts in seconds (defaults: RFC 5382, 4787, 7857; quarantine: invariant I4).
 struct Timeouts {
     uint32_t tcp_established = 7440;
-    uint32_t tcp_transitory = 240;  // handshake and closing states
+    uint32_t tcp_transitory = 240;  // closing states (FIN_WAIT .. LAST_ACK)
+    // Unanswered and never-established handshakes (conntrack's values): shorter than
+    // tcp_transitory so a SYN flood's sessions do not hold pairs for 4 minutes, longer than the
+    // gaps between a Linux client's SYN retries (up to 64 s) and a server's SYN/ACK retries.
+    uint32_t tcp_syn_sent = 120;
+    uint32_t tcp_syn_recv = 60;
     uint32_t udp = 120;
     uint32_t icmp = 60;
     uint32_t quarantine = 120;  // a (port, remote) pair the remote closed first, or that expired
@@ -45,6 +50,10 @@ struct Pool {
     Policy policy = Policy::Liberal;
     Timeouts timeouts;
     uint32_t max_sessions_per_host = 0;  // 0: no cap
+    // Never-established TCP sessions one inside host may hold on one worker; beyond it the
+    // host's new SYN takes over its own oldest handshake (a flood recycles its own pairs and
+    // cannot pin the pool: invariant I7). 0: no cap.
+    uint32_t max_embryonic_per_host = 4096;
 };
 
 // Inside sources in prefix/len are translated with pool `pool`. Longest prefix wins.

@@ -19,6 +19,8 @@ const char* delete_reason_name(DeleteReason r) {
         case DeleteReason::Evicted: return "evicted";
         case DeleteReason::Flushed: return "flushed";
         case DeleteReason::Reopened: return "reopened";
+        case DeleteReason::Reused: return "reused";
+        case DeleteReason::Reclaimed: return "reclaimed";
         case DeleteReason::Shutdown: return "shutdown";
         case DeleteReason::Count: break;
     }

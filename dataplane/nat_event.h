@@ -32,6 +32,8 @@ enum class DeleteReason : uint8_t {
     Flushed,   // removed by the operator
     Reopened,  // TCP: a new SYN of the same inside flow reused the mapping (a create follows)
     Shutdown,  // the daemon stopped with the session still open
+    Reused,    // TCP: its pair went to a new SYN that the remote's TIME_WAIT accepts (RFC 6191)
+    Reclaimed, // TCP: a never-established session freed for a new one (its host's cap, or no pair)
     Count
 };
 inline constexpr int kDeleteReasons = static_cast<int>(DeleteReason::Count);

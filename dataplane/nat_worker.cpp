@@ -62,7 +62,10 @@ NatWorker::NatWorker(const NatConfig* config, const WorkerParams& params)
       hosts_(params.table_prefix + "host_w" + std::to_string(params.worker_id), params.host_capacity,
              params.socket_id),
       ports_(params.worker_id, config->workers, params.seed != 0 ? params.seed : os_seed()),
+      pairs_(params.table_prefix + "pair_w" + std::to_string(params.worker_id),
+             params.session_capacity, params.socket_id),
       lru_(sessions_.data()),
+      inside_tsval_(std::make_unique<uint32_t[]>(params.session_capacity)),
       frags_(params.table_prefix + "frag_w" + std::to_string(params.worker_id),
              params.fragment_datagrams, params.fragments_held, params.socket_id),
       ready_(std::make_unique<ReleasedFrame[]>(params.fragments_held ? params.fragments_held : 1)) {
@@ -94,7 +97,8 @@ uint32_t NatWorker::timeout_ms(const Session& s) const {
     const Timeouts& t = pool != nullptr ? pool->timeouts : kDefaults;
     uint32_t sec = 0;
     switch (s.tclass) {
-        case TimeoutClass::Embryonic:
+        case TimeoutClass::SynSent: sec = t.tcp_syn_sent; break;
+        case TimeoutClass::SynRecv: sec = t.tcp_syn_recv; break;
         case TimeoutClass::Transitory: sec = t.tcp_transitory; break;
         case TimeoutClass::Established: sec = t.tcp_established; break;
         case TimeoutClass::Quarantine: sec = t.quarantine; break;
@@ -313,9 +317,7 @@ void NatWorker::fast_path(Side side, uint32_t idx, Pending& p, FrameResult& r, u
     if (s.proto == kProtoTcp) {
         const TcpSegment seg = read_tcp_segment(v);
         const bool bare_syn = (seg.flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) == kTcpSyn;
-        if (side == Side::Inside && bare_syn &&
-            (s.state == TcpState::SynSent || s.state == TcpState::TimeWait ||
-             s.state == TcpState::Closed || s.state == TcpState::Expired)) {
+        if (side == Side::Inside && bare_syn && tcp_syn_reopens(s, seg)) {
             // A (re)transmitted SYN, or the same inside port reconnecting to the same remote:
             // the session reopens with the same public port (invariant I4).
             if (s.state != TcpState::SynSent) {
@@ -327,7 +329,7 @@ void NatWorker::fast_path(Side side, uint32_t idx, Pending& p, FrameResult& r, u
                 }
             }
             set_state(s, TcpState::SynSent);
-            tcp_open(s, seg);
+            start_tracking(idx, seg);
         } else if (s.state == TcpState::Expired) {
             return drop(r, DropReason::TcpNotSyn);
         } else {
@@ -337,9 +339,15 @@ void NatWorker::fast_path(Side side, uint32_t idx, Pending& p, FrameResult& r, u
                                             pool ? pool->policy : Policy::Liberal);
             count_state_change(before, s.state);
             if (!tv.forward) return drop(r, tv.reason);
+            if (tv.rst_ignored) ++counters_.tcp_rst_ignored;
+            // Closing: keep the newest TSval the inside sends (what the remote's TIME_WAIT
+            // will compare a later SYN on this pair against).
+            if (side == Side::Inside &&
+                (s.flags & (session_flag::kInsideFin | session_flag::kRemoteFin)))
+                note_inside_tsval(idx, v);
         }
         const TimeoutClass c = tcp_timeout_class(s);
-        if (c != s.tclass) lru_.reclass(idx, c, now_ms);
+        if (c != s.tclass) reclass(idx, c, now_ms);
     }
     forward(side, idx, p, r, now_ms);
 }
@@ -375,18 +383,19 @@ void NatWorker::slow_path_inside(Pending& p, FrameResult& r, uint32_t now_ms) {
     const Pool* pool = config_->pool_for_source(ntohl(p.key.local_addr));
     if (pool == nullptr) return drop(r, DropReason::NoRule);
 
-    const int32_t id = create_session(p.key, *pool, r, now_ms);
+    const int32_t id =
+        create_session(p.key, *pool, v.proto == kProtoTcp ? &seg : nullptr, r, now_ms);
     if (id < 0) return;
     Session& s = sessions_.at(static_cast<uint32_t>(id));
     if (v.proto == kProtoTcp) {
         set_state(s, TcpState::SynSent);
-        tcp_open(s, seg);
+        start_tracking(static_cast<uint32_t>(id), seg);
     }
     forward(Side::Inside, static_cast<uint32_t>(id), p, r, now_ms);
 }
 
-int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResult& r,
-                                  uint32_t now_ms) {
+int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, const TcpSegment* syn,
+                                  FrameResult& r, uint32_t now_ms) {
     HostEntry* host = hosts_.find_or_add(in.local_addr);
     if (host == nullptr) return drop(r, DropReason::HostTableFull), -1;
     auto give_up = [&](DropReason why) {
@@ -396,6 +405,16 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
     };
     if (pool.max_sessions_per_host != 0 && host->sessions >= pool.max_sessions_per_host)
         return give_up(DropReason::HostSessionLimit);
+    // A host at its handshake cap recycles its own oldest handshake: a SYN flood keeps
+    // re-using its own pairs and cannot pin the rest of the pool (I7).
+    PairPick hint;
+    if (syn != nullptr && pool.max_embryonic_per_host != 0 &&
+        host->embryonic >= pool.max_embryonic_per_host) {
+        const bool recycled = recycle_own_handshake(in.local_addr, pool, in, now_ms, hint);
+        host = hosts_.find_or_add(in.local_addr);  // the recycled session may have been its last
+        if (host == nullptr) return drop(r, DropReason::HostTableFull), -1;
+        if (!recycled) return give_up(DropReason::HostEmbryonicLimit);
+    }
     if (sessions_.size() >= sessions_.capacity()) {
         const bool made_room = make_room(now_ms);
         // Eviction may have freed this very host's entry: look it up again.
@@ -405,22 +424,33 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
     }
 
     const PortSpace space = space_of(in.proto);
+    auto pair_taken = [&](uint32_t addr, uint16_t port) {
+        return sessions_.outside_taken(
+            FlowKey(addr, htons(port), in.remote_addr, in.remote_port, in.proto));
+    };
     auto try_address = [&](uint32_t addr) -> std::optional<uint16_t> {
-        return ports_.allocate(addr, space, [&](uint16_t port) {
-            return sessions_.outside_taken(
-                FlowKey(addr, htons(port), in.remote_addr, in.remote_port, in.proto));
-        });
+        return ports_.allocate(
+            addr, space,
+            [&] { return pairs_.count(FlowKey(addr, 0, in.remote_addr, in.remote_port, in.proto)); },
+            [&](uint16_t port) { return pair_taken(addr, port); });
     };
 
     uint32_t addr = 0;
     std::optional<uint16_t> port;
+    // The pair of the handshake just recycled: the flood stays on the ports it already held.
+    if (hint.addr != 0 && !ports_.draining(hint.addr) && !pair_taken(hint.addr, hint.port)) {
+        addr = hint.addr;
+        port = hint.port;
+    }
     const bool paired = host->sessions > 0 && host->pool_id == pool.id &&
                         !ports_.draining(host->public_addr);
+    // The addresses this session may use, in order: the paired one, or the pool's least loaded.
+    uint32_t candidates[kLeastLoadedScan];
+    std::size_t ncand = 0;
     if (paired) {
         // Paired pooling: a host keeps its public address while it has sessions (unless the
         // address is being drained: then it moves to another one of the pool).
-        addr = host->public_addr;
-        port = try_address(addr);
+        candidates[ncand++] = host->public_addr;
     } else if (!pool.addresses.empty()) {
         // A host without sessions is paired with the address whose partition (on this
         // worker, in this protocol) has the most unused ports, so busy hosts spread over the
@@ -435,9 +465,23 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
                 if (used < best) best = used, start = k;
             }
         }
-        for (std::size_t i = 0; i < n && !port; ++i) {
-            addr = htonl(pool.addresses[(start + i) % n]);
-            port = try_address(addr);
+        for (std::size_t i = 0; i < n && i < kLeastLoadedScan; ++i)
+            candidates[ncand++] = htonl(pool.addresses[(start + i) % n]);
+    }
+    for (std::size_t i = 0; i < ncand && !port; ++i) {
+        addr = candidates[i];
+        port = try_address(addr);
+    }
+    // No free pair toward this remote: a TCP SYN may take over a held pair the remote will
+    // accept it on, or a handshake of the host holding the most (both bounded probes).
+    static constexpr std::size_t kTakeOverAddresses = 4;
+    for (std::size_t i = 0; i < ncand && i < kTakeOverAddresses && !port && syn != nullptr; ++i) {
+        PairPick got;
+        if (take_over_pair(candidates[i], in, *syn, now_ms, got)) {
+            addr = got.addr;
+            port = got.port;
+            host = hosts_.find_or_add(in.local_addr);  // the freed session may have been its last
+            if (host == nullptr) return drop(r, DropReason::HostTableFull), -1;
         }
     }
     if (!port) return give_up(DropReason::PortsExhausted);
@@ -448,11 +492,12 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
         ++counters_.insert_failed;
         return give_up(DropReason::SessionTableFull);
     }
+    if (!pairs_.add(out)) ++counters_.pair_count_failed;
     Session& s = sessions_.at(static_cast<uint32_t>(id));
     s.pool_id = pool.id;
     s.flags = session_flag::kInUse;
     s.state = TcpState::None;
-    s.tclass = in.proto == kProtoTcp   ? TimeoutClass::Embryonic
+    s.tclass = in.proto == kProtoTcp   ? TimeoutClass::SynSent
                : in.proto == kProtoUdp ? TimeoutClass::Udp
                                        : TimeoutClass::Icmp;
     s.last_seen_ms = now_ms;
@@ -461,6 +506,7 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
     ++host->sessions;
     host->public_addr = addr;
     host->pool_id = pool.id;
+    if (in.proto == kProtoTcp) count_embryonic(in.local_addr, host, +1);
     if (in.proto == kProtoUdp) ++counters_.udp_sessions;
     if (in.proto == kProtoIcmp) ++counters_.icmp_sessions;
     ++counters_.sessions_created;
@@ -469,14 +515,180 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, FrameResu
     return id;
 }
 
+// Starts tracking a TCP connection from its SYN, and keeps the SYN's TSval.
+void NatWorker::start_tracking(uint32_t idx, const TcpSegment& syn) {
+    Session& s = sessions_.at(idx);
+    tcp_open(s, syn);
+    if (syn.has_ts) {
+        s.flags |= session_flag::kInsideTimestamps;
+        inside_tsval_[idx] = syn.tsval;
+    }
+}
+
+void NatWorker::note_inside_tsval(uint32_t idx, const PacketView& v) {
+    uint32_t ts = 0;
+    if (!read_tcp_tsval(v, ts)) return;
+    Session& s = sessions_.at(idx);
+    if (!(s.flags & session_flag::kInsideTimestamps) ||
+        static_cast<int32_t>(ts - inside_tsval_[idx]) > 0) {
+        s.flags |= session_flag::kInsideTimestamps;
+        inside_tsval_[idx] = ts;
+    }
+}
+
+// The rule a Linux remote applies to a SYN arriving on a TIME_WAIT of the same 4-tuple
+// (tcp_timewait_state_process, RFC 6191): with timestamps on both, the SYN's TSval must be newer
+// than the last one it saw (or equal, with a higher ISN); otherwise its ISN must lie beyond what
+// the old connection sent.
+bool NatWorker::remote_accepts_syn(uint32_t idx, const TcpSegment& syn) const {
+    const Session& s = sessions_.at(idx);
+    const bool isn_beyond = static_cast<int32_t>(syn.seq - s.td_end[kOrig]) > 0;
+    if ((s.flags & session_flag::kInsideTimestamps) && syn.has_ts) {
+        const int32_t newer = static_cast<int32_t>(syn.tsval - inside_tsval_[idx]);
+        return newer > 0 || (newer == 0 && isn_beyond);
+    }
+    return isn_beyond;
+}
+
+// Probes ports of `addr` toward the SYN's remote (bounded) for a pair it may take: a free one;
+// else one whose session is over and held only for the remote's TIME_WAIT, if the remote will
+// accept this SYN on it (a pair last used by the same inside host first: its timestamps are
+// monotonic); else a handshake of the host holding the most (SYN_SENT before SYN_RECV, the
+// oldest). The session found is freed.
+bool NatWorker::take_over_pair(uint32_t addr, const FlowKey& in, const TcpSegment& syn,
+                               uint32_t now_ms, PairPick& got) {
+    const PortSpace space = space_of(in.proto);
+    uint16_t probes[PortAllocator::kMaxProbes];
+    const uint32_t n = ports_.probe_ports(addr, space, probes, PortAllocator::kMaxProbes);
+    uint32_t reuse = kNil, reclaim = kNil;
+    bool refused = false;
+    // Handshakes are taken only from the host holding the most, only when it holds enough to
+    // look like a flood (kFloodHandshakes), and at least twice as many as the asking host: hosts
+    // on a par do not take each other's pairs (that would only move the failure), and a host
+    // does not take its own here (at its cap it recycles them: recycle_own_handshake).
+    static constexpr uint32_t kFloodHandshakes = 256;
+    const HostEntry* asker = hosts_.find(in.local_addr);
+    const uint32_t asker_handshakes = asker != nullptr ? asker->embryonic : 0;
+    const bool may_take_from_heavy = in.local_addr != heavy_host_ &&
+                                     heavy_count_ >= kFloodHandshakes &&
+                                     heavy_count_ >= 2 * (asker_handshakes + 1);
+    auto better_handshake = [&](const Session& c) {
+        if (reclaim == kNil) return true;
+        const Session& b = sessions_.at(reclaim);
+        if (c.tclass != b.tclass) return c.tclass == TimeoutClass::SynSent;
+        return static_cast<int32_t>(c.last_seen_ms - b.last_seen_ms) < 0;
+    };
+    for (uint32_t i = 0; i < n; ++i) {
+        const int32_t id = sessions_.lookup_outside(
+            FlowKey(addr, htons(probes[i]), in.remote_addr, in.remote_port, in.proto));
+        if (id < 0) {  // free after all (the count was not exact, or it was just freed)
+            got = {addr, probes[i]};
+            return true;
+        }
+        const uint32_t idx = static_cast<uint32_t>(id);
+        const Session& c = sessions_.at(idx);
+        const bool over = c.state == TcpState::TimeWait || c.state == TcpState::Closed;
+        if (over && (c.flags & session_flag::kRemoteHoldsTimeWait)) {
+            if (!remote_accepts_syn(idx, syn)) {
+                refused = true;
+                continue;
+            }
+            if (c.inside_addr == in.local_addr) {
+                reuse = idx;
+                break;
+            }
+            if (reuse == kNil) reuse = idx;
+        } else if (is_embryonic(c.tclass) && c.inside_addr == heavy_host_ && may_take_from_heavy &&
+                   better_handshake(c)) {
+            reclaim = idx;
+        }
+    }
+    if (reuse != kNil) {
+        got = {addr, ntohs(sessions_.at(reuse).outside_port)};
+        free_session(reuse, DeleteReason::Reused, now_ms);
+        ++counters_.pairs_reused_timewait;
+        return true;
+    }
+    if (refused) ++counters_.pairs_reuse_refused;
+    if (reclaim != kNil) {
+        got = {addr, ntohs(sessions_.at(reclaim).outside_port)};
+        free_session(reclaim, DeleteReason::Reclaimed, now_ms);
+        ++counters_.sessions_reclaimed;
+        return true;
+    }
+    return false;
+}
+
+// The oldest handshake (SYN_SENT first, then SYN_RECV) of one inside host, looking at most
+// `scan` sessions into each list; kNil when none is found.
+uint32_t NatWorker::oldest_handshake_of(uint32_t host_addr, uint16_t pool_id,
+                                        uint32_t scan) const {
+    if (pool_id >= kMaxPools) return kNil;
+    for (TimeoutClass c : {TimeoutClass::SynSent, TimeoutClass::SynRecv}) {
+        uint32_t idx = lru_.head(ExpiryLists::list_of(pool_id, c));
+        for (uint32_t i = 0; i < scan && idx != kNil; ++i) {
+            const Session& s = sessions_.at(idx);
+            if (s.inside_addr == host_addr) return idx;
+            idx = s.lru_next;
+        }
+    }
+    return kNil;
+}
+
+// A host at its handshake cap: frees its oldest handshake. `hint` gets the freed pair when it
+// led to the same remote, so the new SYN takes it.
+bool NatWorker::recycle_own_handshake(uint32_t host_addr, const Pool& pool, const FlowKey& in,
+                                      uint32_t now_ms, PairPick& hint) {
+    static constexpr uint32_t kScan = 256;
+    const uint32_t idx = oldest_handshake_of(host_addr, pool.id, kScan);
+    if (idx == kNil) return false;
+    const Session& s = sessions_.at(idx);
+    if (s.remote_addr == in.remote_addr && s.remote_port == in.remote_port && s.proto == in.proto)
+        hint = {s.outside_addr, ntohs(s.outside_port)};
+    free_session(idx, DeleteReason::Reclaimed, now_ms);
+    ++counters_.sessions_reclaimed;
+    return true;
+}
+
+void NatWorker::count_embryonic(uint32_t host_addr, HostEntry* host, int delta) {
+    if (host == nullptr) return;
+    if (delta > 0) {
+        ++host->embryonic;
+    } else if (host->embryonic > 0) {
+        --host->embryonic;
+    }
+    if (host_addr == heavy_host_ || host->embryonic > heavy_count_) {
+        heavy_host_ = host_addr;
+        heavy_count_ = host->embryonic;
+    }
+}
+
+// Moves a session to another expiry class, keeping its host's handshake count.
+void NatWorker::reclass(uint32_t idx, TimeoutClass c, uint32_t now_ms) {
+    Session& s = sessions_.at(idx);
+    const bool was = is_embryonic(s.tclass), will = is_embryonic(c);
+    if (was != will) count_embryonic(s.inside_addr, hosts_.find(s.inside_addr), will ? +1 : -1);
+    lru_.reclass(idx, c, now_ms);
+}
+
 // Table full: evict the oldest session that is cheapest to lose (as conntrack's early drop):
-// one lingering after an inside-first close or RST, else an embryonic TCP one, else UDP.
+// one lingering after a passive close or RST, else a handshake (of the host holding the most,
+// else the oldest: SYN_SENT, then SYN_RECV), else UDP.
 bool NatWorker::make_room(uint32_t now_ms) {
-    static constexpr TimeoutClass kEvictable[] = {TimeoutClass::Linger, TimeoutClass::Embryonic,
-                                                  TimeoutClass::Udp};
+    static constexpr TimeoutClass kEvictable[] = {TimeoutClass::Linger, TimeoutClass::SynSent,
+                                                  TimeoutClass::SynRecv, TimeoutClass::Udp};
     const uint16_t pools = static_cast<uint16_t>(config_->pools.size());
     for (TimeoutClass c : kEvictable) {
         uint32_t victim = kNil;
+        const HostEntry* heavy = c == TimeoutClass::SynSent && heavy_count_ > 0
+                                     ? hosts_.find(heavy_host_)
+                                     : nullptr;
+        if (heavy != nullptr) victim = oldest_handshake_of(heavy_host_, heavy->pool_id, 256);
+        if (victim != kNil) {
+            free_session(victim, DeleteReason::Evicted, now_ms);
+            ++counters_.sessions_evicted;
+            return true;
+        }
         for (uint16_t pool = 0; pool < pools && pool < kMaxPools; ++pool) {
             const uint32_t h = lru_.head(ExpiryLists::list_of(pool, c));
             if (h == kNil) continue;
@@ -498,7 +710,9 @@ void NatWorker::free_session(uint32_t idx, DeleteReason why, uint32_t now_ms) {
     Session& s = sessions_.at(idx);
     if (events_ != nullptr) events_->deleted(s, why, now_ms);
     ports_.release(s.outside_addr, space_of(s.proto), ntohs(s.outside_port));
+    pairs_.remove(SessionTable::outside_key(s));
     if (HostEntry* host = hosts_.find(s.inside_addr)) {
+        if (s.proto == kProtoTcp && is_embryonic(s.tclass)) count_embryonic(s.inside_addr, host, -1);
         if (host->sessions > 0) --host->sessions;
         if (host->sessions == 0) hosts_.remove(s.inside_addr);
     }
@@ -525,10 +739,10 @@ void NatWorker::expire_one(uint32_t idx, uint32_t now_ms) {
         // with a SYN.
         ++counters_.sessions_expired;
         set_state(s, TcpState::Expired);
-        lru_.reclass(idx, TimeoutClass::Quarantine, now_ms);
+        reclass(idx, TimeoutClass::Quarantine, now_ms);
         return;
     }
-    const bool handshake = s.proto == kProtoTcp && s.tclass == TimeoutClass::Embryonic;
+    const bool handshake = s.proto == kProtoTcp && is_embryonic(s.tclass);
     if (s.proto != kProtoTcp || handshake) ++counters_.sessions_expired;
     // A TCP session freed here had ended (closed, reset), was in quarantine after expiring, or
     // expired in its handshake.

@@ -21,9 +21,11 @@
 #include "nat_config.h"
 #include "nat_event.h"
 #include "packet_view.h"
+#include "pair_counts.h"
 #include "port_allocator.h"
 #include "session_query.h"
 #include "session_table.h"
+#include "tcp_tracker.h"
 
 namespace snatgw {
 
@@ -157,9 +159,25 @@ private:
     int32_t created_in_chunk(const FlowKey& key) const;
     void fast_path(Side side, uint32_t idx, Pending& p, FrameResult& r, uint32_t now_ms);
     void slow_path_inside(Pending& p, FrameResult& r, uint32_t now_ms);
-    int32_t create_session(const FlowKey& inside, const Pool& pool, FrameResult& r,
-                           uint32_t now_ms);
+    // `syn`: the segment opening a TCP session (nullptr for UDP, ICMP).
+    int32_t create_session(const FlowKey& inside, const Pool& pool, const TcpSegment* syn,
+                           FrameResult& r, uint32_t now_ms);
     bool make_room(uint32_t now_ms);
+    // Pressure on pairs and handshakes (create_session's fallbacks, I4 and I7).
+    struct PairPick {
+        uint32_t addr = 0;  // network order
+        uint16_t port = 0;  // host order
+    };
+    bool recycle_own_handshake(uint32_t host_addr, const Pool& pool, const FlowKey& in,
+                               uint32_t now_ms, PairPick& hint);
+    bool take_over_pair(uint32_t addr, const FlowKey& in, const TcpSegment& syn,
+                        uint32_t now_ms, PairPick& got);
+    bool remote_accepts_syn(uint32_t idx, const TcpSegment& syn) const;
+    uint32_t oldest_handshake_of(uint32_t host_addr, uint16_t pool_id, uint32_t scan) const;
+    void start_tracking(uint32_t idx, const TcpSegment& syn);
+    void note_inside_tsval(uint32_t idx, const PacketView& v);
+    void reclass(uint32_t idx, TimeoutClass c, uint32_t now_ms);
+    void count_embryonic(uint32_t host_addr, HostEntry* host, int delta);
     void expire_one(uint32_t idx, uint32_t now_ms);
     void free_session(uint32_t idx, DeleteReason why, uint32_t now_ms);
     void set_state(Session& s, TcpState st);
@@ -187,7 +205,17 @@ private:
     SessionTable sessions_;
     HostTable hosts_;
     PortAllocator ports_;
+    PairCounts pairs_;
     ExpiryLists lru_;
+    // Per session index: the newest TCP TSval the inside sent on the pair (valid with
+    // session_flag::kInsideTimestamps), what the remote's TIME_WAIT checks a new SYN against.
+    // Written on the SYN and on closing segments only, read when a held pair is reused.
+    std::unique_ptr<uint32_t[]> inside_tsval_;
+    // The inside host that last reached the highest count of handshakes (never-established
+    // sessions): the one that pays first when pairs or table slots run out (I7). Approximate:
+    // it is not recomputed when its count falls.
+    uint32_t heavy_host_ = 0;
+    uint32_t heavy_count_ = 0;
     WorkerCounters counters_;
     EventSink* events_ = nullptr;
     FragmentTable frags_;

@@ -76,6 +76,7 @@ NeighbourTable::Slot* NeighbourTable::find_or_insert(uint32_t ip) {
         s.mac_state.store(0, std::memory_order_relaxed);
         s.updated_ms = 0;
         s.requested = false;
+        s.unanswered = 0;
         s.resolved_once = false;
         s.ip.store(ip, std::memory_order_release);
         ++size_;
@@ -99,6 +100,7 @@ bool NeighbourTable::learn(uint32_t ip, const MacAddr& mac, uint64_t now_ms) {
     s->mac_state.store(pack_mac(mac) | kValid, std::memory_order_release);
     s->updated_ms = now_ms;
     s->requested = false;
+    s->unanswered = 0;
     s->resolved_once = true;
     return true;
 }
@@ -108,10 +110,20 @@ bool NeighbourTable::refresh(uint32_t ip, const MacAddr& mac, uint64_t now_ms) {
     return learn(ip, mac, now_ms);
 }
 
+uint64_t NeighbourTable::request_spacing(const Slot& s, uint64_t v) {
+    // Stale: the MAC still works, a refresh a second is enough. Unresolved: frames may be
+    // waiting, so retry soon and back off (250, 500, 1000, 1000 ... ms).
+    if ((v & kValid) != 0) return kRequestIntervalMs;
+    const unsigned doublings = s.unanswered > 1 ? s.unanswered - 1u : 0u;
+    if (doublings >= 8) return kRequestIntervalMs;
+    const uint64_t spacing = kFirstRetryMs << doublings;
+    return spacing < kRequestIntervalMs ? spacing : kRequestIntervalMs;
+}
+
 bool NeighbourTable::request_due(const Slot& s, uint64_t now_ms) const {
     const uint64_t v = s.mac_state.load(std::memory_order_relaxed);
     if ((v & kValid) != 0 && (v & kStale) == 0) return false;  // reachable
-    return !s.requested || elapsed(now_ms, s.requested_ms) >= kRequestIntervalMs;
+    return !s.requested || elapsed(now_ms, s.requested_ms) >= request_spacing(s, v);
 }
 
 bool NeighbourTable::needs_request(uint32_t ip, uint64_t now_ms) {
@@ -119,6 +131,7 @@ bool NeighbourTable::needs_request(uint32_t ip, uint64_t now_ms) {
     if (s == nullptr || !request_due(*s, now_ms)) return false;
     s->requested = true;
     s->requested_ms = now_ms;
+    if (s->unanswered < UINT8_MAX) ++s->unanswered;
     return true;
 }
 
@@ -133,8 +146,10 @@ uint32_t NeighbourTable::expire(uint64_t now_ms, uint64_t reachable_ms) {
         if ((v & kStale) == 0) {
             if (age >= reachable_ms) s.mac_state.store(v | kStale, std::memory_order_release);
         } else if (age >= reachable_ms + stale_grace_ms_) {
-            // Keep the MAC bits for diagnostics; readers only look at kValid.
+            // Keep the MAC bits for diagnostics; readers only look at kValid. Asking again
+            // starts with the short retries: frames will wait for this neighbour now.
             s.mac_state.store(v & kMacMask, std::memory_order_release);
+            s.unanswered = 0;
             ++invalidated;
         }
     }
@@ -178,25 +193,51 @@ bool NeighbourTable::info(uint32_t ip, Info& out) const {
 // ----------------------------------------------------------------------------------------------
 
 HoldQueue::HoldQueue(uint32_t per_neighbour, uint32_t global_cap)
-    : per_neighbour_(per_neighbour), global_cap_(global_cap) {}
+    : per_neighbour_(per_neighbour), global_cap_(global_cap), slots_(global_cap) {
+    // Every slot starts in the free list; the map gets its buckets now, not under a burst.
+    for (uint32_t i = global_cap; i-- > 0;) {
+        slots_[i].next = free_;
+        free_ = i;
+    }
+    queues_.reserve(global_cap < 1024 ? global_cap : 1024);
+}
 
 bool HoldQueue::hold(uint32_t ip, void* pkt, uint64_t now_ms) {
-    if (total_ >= global_cap_ || per_neighbour_ == 0) return false;
-    std::vector<Held>& q = queues_[ip];
-    if (q.size() >= per_neighbour_) return false;
-    if (q.capacity() == 0) q.reserve(per_neighbour_);
-    q.push_back({pkt, now_ms});
+    if (free_ == kNone || per_neighbour_ == 0) return false;  // free_ empty: global cap
+    Fifo& q = queues_[ip];
+    if (q.count >= per_neighbour_) return false;
+    const uint32_t i = free_;
+    Held& h = slots_[i];
+    free_ = h.next;
+    h = {pkt, now_ms, kNone};
+    if (q.tail == kNone) q.head = i;
+    else slots_[q.tail].next = i;
+    q.tail = i;
+    ++q.count;
     ++total_;
     return true;
+}
+
+void* HoldQueue::pop(Fifo& q) {
+    const uint32_t i = q.head;
+    Held& h = slots_[i];
+    void* pkt = h.pkt;
+    q.head = h.next;
+    if (q.head == kNone) q.tail = kNone;
+    --q.count;
+    --total_;
+    h.pkt = nullptr;
+    h.next = free_;
+    free_ = i;
+    return pkt;
 }
 
 std::vector<void*> HoldQueue::release(uint32_t ip) {
     std::vector<void*> out;
     const auto it = queues_.find(ip);
     if (it == queues_.end()) return out;
-    out.reserve(it->second.size());
-    for (const Held& h : it->second) out.push_back(h.pkt);
-    total_ -= static_cast<uint32_t>(it->second.size());
+    out.reserve(it->second.count);
+    while (it->second.count != 0) out.push_back(pop(it->second));
     queues_.erase(it);
     return out;
 }
@@ -204,13 +245,11 @@ std::vector<void*> HoldQueue::release(uint32_t ip) {
 std::vector<void*> HoldQueue::expire(uint64_t now_ms, uint64_t max_age_ms) {
     std::vector<void*> out;
     for (auto it = queues_.begin(); it != queues_.end();) {
-        std::vector<Held>& q = it->second;
+        Fifo& q = it->second;
         // Oldest first: the expired ones are a prefix.
-        std::size_t n = 0;
-        while (n < q.size() && elapsed(now_ms, q[n].since_ms) >= max_age_ms) out.push_back(q[n++].pkt);
-        q.erase(q.begin(), q.begin() + static_cast<std::ptrdiff_t>(n));
-        total_ -= static_cast<uint32_t>(n);
-        it = q.empty() ? queues_.erase(it) : std::next(it);
+        while (q.count != 0 && elapsed(now_ms, slots_[q.head].since_ms) >= max_age_ms)
+            out.push_back(pop(q));
+        it = q.count == 0 ? queues_.erase(it) : std::next(it);
     }
     return out;
 }
@@ -218,16 +257,24 @@ std::vector<void*> HoldQueue::expire(uint64_t now_ms, uint64_t max_age_ms) {
 std::vector<void*> HoldQueue::drain() {
     std::vector<void*> out;
     out.reserve(total_);
-    for (const auto& [ip, q] : queues_)
-        for (const Held& h : q) out.push_back(h.pkt);
+    for (auto& [ip, q] : queues_)
+        while (q.count != 0) out.push_back(pop(q));
     queues_.clear();
-    total_ = 0;
     return out;
 }
 
 uint32_t HoldQueue::waiting(uint32_t ip) const {
     const auto it = queues_.find(ip);
-    return it == queues_.end() ? 0 : static_cast<uint32_t>(it->second.size());
+    return it == queues_.end() ? 0 : it->second.count;
+}
+
+HoldLimits hold_limits_for(uint32_t pool_mbufs, uint32_t ring_capacity) {
+    uint32_t global = pool_mbufs / kHoldPoolShare;
+    if (global > ring_capacity) global = ring_capacity;
+    if (global == 0) global = 1;
+    const uint32_t per = HoldQueue::kDefaultPerNeighbour < global ? HoldQueue::kDefaultPerNeighbour
+                                                                  : global;
+    return {per, global};
 }
 
 }  // namespace snatgw

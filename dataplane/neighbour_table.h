@@ -15,8 +15,13 @@
 // directly connected hosts) the table sees over its lifetime. learn()/needs_request() return
 // false once it is full.
 //
-// HoldQueue keeps a few packets per unresolved neighbour (opaque pointers, mbufs in the daemon)
-// until its MAC is learnt or they are too old. Main lcore only.
+// Requests for an unresolved neighbour are retried with a backoff (kFirstRetryMs, doubling, at
+// most kRequestIntervalMs apart) for as long as the writer keeps asking (needs_request()), so a
+// lost request or reply costs a quarter of a second, not a second; a stale entry is re-asked
+// every kRequestIntervalMs.
+//
+// HoldQueue keeps the packets of a burst per unresolved neighbour (opaque pointers, mbufs in the
+// daemon) until its MAC is learnt or they are too old. Main lcore only.
 #pragma once
 
 #include <atomic>
@@ -31,7 +36,11 @@ namespace snatgw {
 
 class NeighbourTable {
 public:
-    // Minimum spacing of ARP requests for one neighbour.
+    // Spacing of ARP requests for one neighbour: the first retry of an unresolved one after
+    // kFirstRetryMs, then doubling up to kRequestIntervalMs (also the spacing of refreshes of a
+    // stale one, whose MAC is still in use). Linux retries an unresolved neighbour every second
+    // (retrans_time); a gateway holding a burst for it wants a lost request repaired sooner.
+    static constexpr uint64_t kFirstRetryMs = 250;
     static constexpr uint64_t kRequestIntervalMs = 1000;
 
     // Room for `capacity` neighbours (the slot array is the next power of two >= 2 * capacity,
@@ -53,8 +62,8 @@ public:
     // already know). False when ip is not in the table.
     bool refresh(uint32_t ip, const MacAddr& mac, uint64_t now_ms);
     // True when an ARP request for ip should go out now: ip is unresolved (pending, stale or
-    // invalid) and no request was sent in the last kRequestIntervalMs. Records the request,
-    // creating a pending entry if ip is new. False when the table is full.
+    // invalid) and the last request is older than its spacing (see kFirstRetryMs). Records the
+    // request, creating a pending entry if ip is new. False when the table is full.
     bool needs_request(uint32_t ip, uint64_t now_ms);
     // Ages entries: reachable entries not confirmed for reachable_ms become stale; stale entries
     // older than reachable_ms + stale_grace_ms become invalid. Returns how many became invalid.
@@ -86,6 +95,7 @@ private:
         uint64_t updated_ms = 0;             // writer only: last confirmation
         uint64_t requested_ms = 0;           // writer only: last request sent
         bool requested = false;              // writer only: requested_ms is meaningful
+        uint8_t unanswered = 0;              // writer only: requests since it last had a MAC
         bool resolved_once = false;          // writer only: had a MAC at some point
     };
 
@@ -97,6 +107,7 @@ private:
     Slot* find(uint32_t ip);
     const Slot* find(uint32_t ip) const noexcept;
     Slot* find_or_insert(uint32_t ip);
+    static uint64_t request_spacing(const Slot& s, uint64_t v);
     bool request_due(const Slot& s, uint64_t now_ms) const;
 
     uint32_t capacity_;
@@ -107,9 +118,25 @@ private:
 };
 
 // Packets parked while their next hop is being resolved. Main lcore only.
+//
+// Sized for a burst: a connect storm's first SYNs (and the first replies to inside hosts) all
+// arrive before their next hop is resolved, and every one lost costs its connection a 1 s SYN
+// retransmission. Linux keeps unres_qlen_bytes = 212992 bytes of skb truesize per neighbour,
+// on the order of a hundred full-size frames or a few hundred small ones. Here a held frame
+// costs one mbuf whatever its length, so the limit counts frames: kDefaultPerNeighbour per
+// neighbour, and a global cap so that held frames can never take the mbufs the ports need (the
+// daemon derives it from its pools and its control ring: hold_limits_for()).
+//
+// Storage is preallocated (global_cap entries, one free list and a FIFO per neighbour threaded
+// through them), so holding a frame never allocates; a neighbour's first frame adds one map
+// entry. Frames come back oldest first, per neighbour.
 class HoldQueue {
 public:
-    explicit HoldQueue(uint32_t per_neighbour = 4, uint32_t global_cap = 256);
+    static constexpr uint32_t kDefaultPerNeighbour = 256;
+    static constexpr uint32_t kDefaultGlobalCap = 2048;
+
+    explicit HoldQueue(uint32_t per_neighbour = kDefaultPerNeighbour,
+                       uint32_t global_cap = kDefaultGlobalCap);
 
     // Parks pkt for ip. False when ip already has per_neighbour packets or the queue holds
     // global_cap: the caller drops the packet and counts it.
@@ -120,19 +147,54 @@ public:
     std::vector<void*> expire(uint64_t now_ms, uint64_t max_age_ms);
     // Every packet held (shutdown).
     std::vector<void*> drain();
+    // Calls f(ip) for every neighbour with packets waiting (to retry its request). f must not
+    // change the queue.
+    template <typename F>
+    void for_each_waiting(F f) const {
+        for (const auto& [ip, fifo] : queues_) f(ip);
+    }
 
     uint32_t size() const { return total_; }
     uint32_t waiting(uint32_t ip) const;
+    uint32_t per_neighbour() const { return per_neighbour_; }
+    uint32_t global_cap() const { return global_cap_; }
 
 private:
+    static constexpr uint32_t kNone = UINT32_MAX;
     struct Held {
-        void* pkt;
-        uint64_t since_ms;
+        void* pkt = nullptr;
+        uint64_t since_ms = 0;
+        uint32_t next = kNone;  // the next in its neighbour's FIFO, or in the free list
     };
+    struct Fifo {
+        uint32_t head = kNone;
+        uint32_t tail = kNone;
+        uint32_t count = 0;
+    };
+    // Unlinks the oldest entry of q into the free list and returns its packet.
+    void* pop(Fifo& q);
+
     uint32_t per_neighbour_;
     uint32_t global_cap_;
     uint32_t total_ = 0;
-    std::unordered_map<uint32_t, std::vector<Held>> queues_;
+    uint32_t free_ = kNone;
+    std::vector<Held> slots_;
+    std::unordered_map<uint32_t, Fifo> queues_;
 };
+
+// The hold queue's limits for the daemon, whose held frames sit in its ports' mbuf pools (the
+// smaller one has pool_mbufs) and leave through worker 0's control ring (ring_capacity frames).
+//   global cap: pool_mbufs / kHoldPoolShare, at most ring_capacity. A port's RX descriptors
+//     take at most half its pool (ethdev_port.cpp), per-lcore caches, TX rings and the punt and
+//     control rings much of the rest; an eighth (2047 of the default 16383) leaves RX refills
+//     their mbufs even with the queue full. Bounded by the ring, so that releasing everything
+//     held at once (many neighbours resolved in one poll) never overflows it.
+//   per neighbour: kDefaultPerNeighbour (a 128-SYN storm twice over), at most the global cap.
+inline constexpr uint32_t kHoldPoolShare = 8;
+struct HoldLimits {
+    uint32_t per_neighbour;
+    uint32_t global_cap;
+};
+HoldLimits hold_limits_for(uint32_t pool_mbufs, uint32_t ring_capacity);
 
 }  // namespace snatgw

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cassert>
+#include <numeric>
 #include <utility>
 
 namespace snatgw {
@@ -136,6 +137,30 @@ std::optional<uint32_t> PortAllocator::find_unused(const Space& s, uint32_t coun
         bits = s.unused[w];
     }
     return std::nullopt;
+}
+
+uint32_t PortAllocator::probe_ports(uint32_t addr, PortSpace space, uint16_t* out,
+                                    uint32_t max) {
+    const AddressPorts* ap = find(addr);
+    if (ap == nullptr || ap->draining || ap->active_hi == ap->active_lo) return 0;
+    const Space& s = ap->spaces[static_cast<int>(space)];
+    const uint32_t span = ap->active_hi - ap->active_lo;
+    uint32_t n = 0;
+    const uint32_t recent = s.recent_next < kRecent ? s.recent_next : kRecent;
+    for (uint32_t i = 1; i <= recent && n < max; ++i) {
+        const uint16_t port = s.recent[(s.recent_next - i) % kRecent];
+        if (ap->part.contains(port) && ap->active(ap->part.index_of(port))) out[n++] = port;
+    }
+    // Random ones: a random start and a stride coprime with the span visit distinct ports.
+    const uint32_t start = random_below(span);
+    uint32_t stride = span > 1 ? 1 + random_below(span - 1) : 1;
+    while (std::gcd(stride, span) != 1) ++stride;
+    uint32_t off = start;
+    for (uint32_t i = 0; i < span && n < max; ++i) {
+        out[n++] = ap->part.port_at(ap->active_lo + off);
+        off = (off + stride) % span;
+    }
+    return n;
 }
 
 void PortAllocator::acquire(uint32_t addr, PortSpace space, uint16_t port) {

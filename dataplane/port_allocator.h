@@ -10,8 +10,11 @@
 // each port of its partition, how many sessions use it, and a bitmap of unused ports.
 // Allocation picks an unused port from a random starting point (RFC 6056: unpredictable) so
 // any remote can take it. Only when every port of the partition already carries a session does
-// it look for a port whose (port, remote) pair is free (endpoint-dependent mapping), asking
-// the caller's `taken` predicate, which checks the outside session table.
+// it look for a port whose (port, remote) pair is free (endpoint-dependent mapping): the caller
+// says how many pairs toward the remote are in use (PairCounts), so "none left" costs O(1),
+// and otherwise a bounded number of ports is probed (the lately released first, then random
+// ones) through the caller's `taken` predicate, which checks the outside session table. Never
+// a scan of the partition.
 #pragma once
 
 #include <cstdint>
@@ -61,11 +64,19 @@ public:
     void set_all_draining();
     bool draining(uint32_t addr) const;
 
-    // Picks a port of `addr` in `space` for a new session. `taken(port)` must say whether the
-    // (port, remote) pair is already held in the session table. Does not mark the port used:
-    // call acquire() once the session exists.
-    template <typename Taken>
-    std::optional<uint16_t> allocate(uint32_t addr, PortSpace space, Taken&& taken);
+    // Picks a port of `addr` in `space` for a new session toward a remote. `pairs_in_use()`
+    // must say how many pairs of `addr` toward it are held already (asked only when every port
+    // carries a session), `taken(port)` whether the (port, remote) pair is held in the session
+    // table. Does not mark the port used: call acquire() once the session exists.
+    template <typename PairsInUse, typename Taken>
+    std::optional<uint16_t> allocate(uint32_t addr, PortSpace space, PairsInUse&& pairs_in_use,
+                                     Taken&& taken);
+
+    // Ports to probe for a pair when every port carries a session: the lately released ones
+    // (newest first), then random ones of the allocatable range; at most `max`. Returns how
+    // many were written (0 for an unknown or draining address).
+    uint32_t probe_ports(uint32_t addr, PortSpace space, uint16_t* out, uint32_t max);
+    static constexpr uint32_t kMaxProbes = 128;  // as Linux's port search for a SNAT tuple
 
     void acquire(uint32_t addr, PortSpace space, uint16_t port);
     void release(uint32_t addr, PortSpace space, uint16_t port);
@@ -89,7 +100,7 @@ private:
         uint32_t free_active = 0;        // bits set in `unused`
         // Ports released lately (ring, newest at recent_next - 1): when every port carries a
         // session, a just-released port is the likeliest free pair (a storm toward one remote),
-        // so they are tried before the scan of the whole partition.
+        // so they are probed before random ones.
         uint16_t recent[kRecent] = {};
         uint32_t recent_next = 0;
     };
@@ -127,13 +138,13 @@ private:
     std::vector<uint32_t> addr_of_;  // addrs_[i] belongs to addr_of_[i]
 };
 
-template <typename Taken>
-std::optional<uint16_t> PortAllocator::allocate(uint32_t addr, PortSpace space, Taken&& taken) {
+template <typename PairsInUse, typename Taken>
+std::optional<uint16_t> PortAllocator::allocate(uint32_t addr, PortSpace space,
+                                                PairsInUse&& pairs_in_use, Taken&& taken) {
     AddressPorts* ap = find(addr);
     if (ap == nullptr || ap->draining || ap->active_hi == ap->active_lo) return std::nullopt;
     const Partition& part = ap->part;
     Space& s = ap->spaces[static_cast<int>(space)];
-    const uint32_t span = ap->active_hi - ap->active_lo;
     if (s.free_active != 0) {
         if (auto idx = find_unused(s, part.count, random_below(part.count))) {
             // acquire() comes after the session inserts: start loading its counter now.
@@ -141,21 +152,12 @@ std::optional<uint16_t> PortAllocator::allocate(uint32_t addr, PortSpace space, 
             return part.port_at(*idx);
         }
     }
-    // Every port carries a session: find one whose pair with this remote is free, first among
-    // the ports released lately, then over the partition (bounded by its size; reached only
-    // under real pressure on one address).
-    const uint32_t recent = s.recent_next < kRecent ? s.recent_next : kRecent;
-    for (uint32_t i = 1; i <= recent; ++i) {
-        const uint16_t port = s.recent[(s.recent_next - i) % kRecent];
-        if (ap->active(part.index_of(port)) && !taken(port)) return port;
-    }
-    const uint32_t start = random_below(span);
-    for (uint32_t i = 0; i < span; ++i) {
-        uint32_t off = start + i;
-        if (off >= span) off -= span;
-        const uint16_t port = part.port_at(ap->active_lo + off);
-        if (!taken(port)) return port;
-    }
+    // Every port carries a session. No pair toward this remote left: refuse in O(1).
+    if (pairs_in_use() >= ap->active_hi - ap->active_lo) return std::nullopt;
+    uint16_t probes[kMaxProbes];
+    const uint32_t n = probe_ports(addr, space, probes, kMaxProbes);
+    for (uint32_t i = 0; i < n; ++i)
+        if (!taken(probes[i])) return probes[i];
     return std::nullopt;
 }
 

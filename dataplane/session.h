@@ -27,22 +27,36 @@ const char* tcp_state_name(TcpState s);
 
 // Which expiry list (and timeout) a session is on.
 enum class TimeoutClass : uint8_t {
-    Embryonic,    // SYN_SENT, SYN_RECV        -> tcp_transitory; first evicted when full
+    SynSent,      // SYN_SENT: unanswered      -> tcp_syn_sent; first reclaimed under pressure
+    SynRecv,      // SYN_RECV: answered, never established -> tcp_syn_recv
     Established,  // ESTABLISHED               -> tcp_established
     Transitory,   // FIN_WAIT .. LAST_ACK      -> tcp_transitory
-    Quarantine,   // remote closed first, or expired: pair held -> quarantine
-    Linger,       // inside closed first, or RST                 -> linger
+    Quarantine,   // the remote may hold TIME_WAIT, or expired: pair held -> quarantine
+    Linger,       // the remote closed passively, or in-window RST   -> linger
     Udp,
     Icmp,
     Count
 };
 inline constexpr int kTimeoutClasses = static_cast<int>(TimeoutClass::Count);
 
+// Never established: the sessions a SYN flood leaves, reclaimed first under pressure (I7).
+inline constexpr bool is_embryonic(TimeoutClass c) {
+    return c == TimeoutClass::SynSent || c == TimeoutClass::SynRecv;
+}
+
 namespace session_flag {
 inline constexpr uint8_t kInUse = 0x01;
-inline constexpr uint8_t kRemoteClosedFirst = 0x02;  // first FIN came from outside
+// The remote closed actively, so it holds TIME_WAIT for the pair: its first FIN came before
+// the inside's, or did not acknowledge it (simultaneous close). Set once, on the first remote
+// FIN seen; an RST later does not clear it (RFC 1337 peers keep TIME_WAIT).
+inline constexpr uint8_t kRemoteHoldsTimeWait = 0x02;
 inline constexpr uint8_t kInsideClosedFirst = 0x04;  // first FIN came from inside
-inline constexpr uint8_t kReset = 0x08;              // ended by an accepted RST
+inline constexpr uint8_t kReset = 0x08;              // ended by an accepted (in-window) RST
+inline constexpr uint8_t kInsideFin = 0x10;          // the inside sent a FIN
+inline constexpr uint8_t kRemoteFin = 0x20;          // the remote sent a FIN
+// The inside's segments carry TCP timestamps: NatWorker keeps the newest TSval it sent on the
+// pair (what the remote's TIME_WAIT compares a new SYN against, RFC 6191).
+inline constexpr uint8_t kInsideTimestamps = 0x40;
 }  // namespace session_flag
 
 namespace tcp_dir_flag {

@@ -44,7 +44,24 @@ void init_direction(Session& s, int dir, const TcpSegment& seg) {
 
 void set_state(Session& s, TcpState st) { s.state = st; }
 
-// The state machine proper, run on segments already accepted.
+// Who will hold TIME_WAIT. The side that closes actively does: the remote did when its first
+// FIN did not acknowledge a FIN of the inside (it came first, or the two crossed: simultaneous
+// close, where both ends hold TIME_WAIT). A remote FIN that acknowledges the inside's FIN is a
+// passive close. Only the first remote FIN decides: a retransmission of it acknowledges the
+// inside's FIN even after a simultaneous close.
+void note_fin(Session& s, int dir, const TcpSegment& seg) {
+    if (dir == kOrig) {
+        s.flags |= session_flag::kInsideFin;
+        return;
+    }
+    if (s.flags & session_flag::kRemoteFin) return;
+    s.flags |= session_flag::kRemoteFin;
+    const bool acks_inside_fin = (s.flags & session_flag::kInsideFin) &&
+                                 (seg.flags & kTcpAck) && !before(seg.ack, s.td_end[kOrig]);
+    if (!acks_inside_fin) s.flags |= session_flag::kRemoteHoldsTimeWait;
+}
+
+// The state machine proper, run on segments already accepted (an RST: only in window).
 void advance_state(Session& s, int dir, const TcpSegment& seg) {
     const uint8_t f = seg.flags;
     if (f & kTcpRst) {
@@ -54,14 +71,14 @@ void advance_state(Session& s, int dir, const TcpSegment& seg) {
     }
     const bool fin = (f & kTcpFin) != 0;
     const bool ack = (f & kTcpAck) != 0;
+    if (fin && s.state >= TcpState::SynRecv && s.state <= TcpState::LastAck) note_fin(s, dir, seg);
     switch (s.state) {
         case TcpState::SynSent:
             if ((f & kTcpSyn) && ack && dir == kReply) set_state(s, TcpState::SynRecv);
             break;
         case TcpState::SynRecv:
             if (fin) {
-                s.flags |= dir == kOrig ? session_flag::kInsideClosedFirst
-                                        : session_flag::kRemoteClosedFirst;
+                if (dir == kOrig) s.flags |= session_flag::kInsideClosedFirst;
                 set_state(s, TcpState::FinWait);
             } else if (ack && dir == kOrig && !(f & kTcpSyn)) {
                 set_state(s, TcpState::Established);
@@ -69,8 +86,7 @@ void advance_state(Session& s, int dir, const TcpSegment& seg) {
             break;
         case TcpState::Established:
             if (fin) {
-                s.flags |= dir == kOrig ? session_flag::kInsideClosedFirst
-                                        : session_flag::kRemoteClosedFirst;
+                if (dir == kOrig) s.flags |= session_flag::kInsideClosedFirst;
                 set_state(s, TcpState::FinWait);
             }
             break;
@@ -117,10 +133,34 @@ TcpSegment read_tcp_segment(const PacketView& v) {
             const uint8_t len = th[i + 1];
             if (len < 2 || i + len > doff) break;
             if (kind == 3 && len == 3) seg.wscale = static_cast<int8_t>(th[i + 2] & 0x7f);
+            if (kind == 8 && len == 10) {
+                seg.has_ts = true;
+                seg.tsval = load_be32(th + i + 2);
+            }
             i += len;
         }
     }
     return seg;
+}
+
+bool read_tcp_tsval(const PacketView& v, uint32_t& tsval) {
+    const uint8_t* th = v.l4();
+    const uint32_t doff = (th[l4_off::kTcpDataOff] >> 4) * 4u;  // validated by the parser
+    uint32_t i = kTcpMinHeader;
+    while (i < doff) {
+        const uint8_t kind = th[i];
+        if (kind == 0) break;
+        if (kind == 1) { ++i; continue; }
+        if (i + 1 >= doff) break;
+        const uint8_t len = th[i + 1];
+        if (len < 2 || i + len > doff) break;
+        if (kind == 8 && len == 10) {
+            tsval = load_be32(th + i + 2);
+            return true;
+        }
+        i += len;
+    }
+    return false;
 }
 
 bool tcp_flags_valid(uint8_t flags) {
@@ -146,6 +186,33 @@ void tcp_open(Session& s, const TcpSegment& syn) {
     s.td_scale[kReply] = 0;
     s.td_flags[kReply] = 0;
     init_direction(s, kOrig, syn);
+}
+
+bool tcp_syn_reopens(const Session& s, const TcpSegment& syn) {
+    switch (s.state) {
+        case TcpState::SynSent:
+        case TcpState::TimeWait:
+        case TcpState::Closed:
+        case TcpState::Expired:
+            return true;
+        case TcpState::Established:
+        case TcpState::FinWait:
+        case TcpState::CloseWait:
+        case TcpState::LastAck: {
+            // An old duplicate of this connection's SYN lies below what the inside has sent,
+            // within the window the remote allowed; a rebooted host's new ISN almost never.
+            const uint32_t end = syn.seq + 1;
+            const bool old = !after(end, s.td_end[kOrig]) &&
+                             after(end, s.td_end[kOrig] - s.td_maxwin[kReply] - 1);
+            return !old;
+        }
+        default:
+            return false;
+    }
+}
+
+bool tcp_remote_may_hold_pair(const Session& s) {
+    return s.state == TcpState::Expired || (s.flags & session_flag::kRemoteHoldsTimeWait);
 }
 
 TcpVerdict tcp_track(Session& s, int dir, const TcpSegment& seg, Policy policy) {
@@ -198,9 +265,15 @@ TcpVerdict tcp_track(Session& s, int dir, const TcpSegment& seg, Policy policy) 
     }
 
     if (seg.flags & kTcpRst) {
-        // RST only in window except under the liberal policy.
-        if ((beyond || old) && policy != Policy::Liberal)
-            return {false, DropReason::TcpRstOutOfWindow};
+        // Only an RST in window ends the session, under every policy: the endpoints ignore the
+        // others (RFC 5961), so a stale or spoofed RST must not hand a live pair to another
+        // host. `liberal` still forwards it.
+        if (beyond || old) {
+            if (policy != Policy::Liberal) return {false, DropReason::TcpRstOutOfWindow};
+            TcpVerdict v;
+            v.rst_ignored = true;
+            return v;
+        }
         advance_state(s, dir, seg);
         return {};
     }
@@ -237,8 +310,9 @@ TcpVerdict tcp_track(Session& s, int dir, const TcpSegment& seg, Policy policy) 
 TimeoutClass tcp_timeout_class(const Session& s) {
     switch (s.state) {
         case TcpState::SynSent:
+            return TimeoutClass::SynSent;
         case TcpState::SynRecv:
-            return TimeoutClass::Embryonic;
+            return TimeoutClass::SynRecv;
         case TcpState::Established:
             return TimeoutClass::Established;
         case TcpState::FinWait:
@@ -246,12 +320,12 @@ TimeoutClass tcp_timeout_class(const Session& s) {
         case TcpState::LastAck:
             return TimeoutClass::Transitory;
         case TcpState::TimeWait:
-            // The side that closed first holds TIME_WAIT. If it is the remote, the pair must
-            // not go to another inside host before the quarantine (invariant I4).
-            if ((s.flags & session_flag::kRemoteClosedFirst) && !(s.flags & session_flag::kReset))
-                return TimeoutClass::Quarantine;
-            return TimeoutClass::Linger;
         case TcpState::Closed:
+            // Where the remote may hold TIME_WAIT (it closed actively, even if an RST came
+            // after), the pair must not go to another inside host before the quarantine
+            // (invariant I4). A passive remote close or an in-window RST without a remote FIN
+            // leaves the remote nothing to hold: a short linger.
+            if (s.flags & session_flag::kRemoteHoldsTimeWait) return TimeoutClass::Quarantine;
             return TimeoutClass::Linger;
         case TcpState::Expired:
             return TimeoutClass::Quarantine;

@@ -250,9 +250,9 @@ TEST(ConfigBuilderValid, EdgeValues) {
     EXPECT_EQ(cfg.pool_for_address(ip("198.19.0.42"))->name, "p42");
     // Maximum timeouts.
     PoolSpec t = pool("t", "198.19.0.1");
-    t.timeouts = Timeouts{604800, 604800, 604800, 604800, 604800, 604800};
+    t.timeouts = Timeouts{604800, 604800, 604800, 604800, 604800, 604800, 604800, 604800};
     EXPECT_NO_THROW((void)build_nat_config(1, {t}, {}));
-    t.timeouts = Timeouts{1, 1, 1, 1, 0, 1};
+    t.timeouts = Timeouts{1, 1, 1, 1, 1, 1, 0, 1};
     EXPECT_NO_THROW((void)build_nat_config(1, {t}, {}));
 }
 

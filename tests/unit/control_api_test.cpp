@@ -715,7 +715,7 @@ TEST_F(ControlApiEngines, PoolsShowsAddressesRulesAndPortsInUse) {
     EXPECT_EQ(lab.at("policy"), "liberal");
     EXPECT_EQ(lab.at("rules"), (json{"198.18.0.0/25"}));
     EXPECT_EQ(lab.at("max_sessions_per_host"), 0);
-    EXPECT_EQ(lab.at("timeouts"), (json{{"tcp_established", 7440}, {"tcp_transitory", 240}, {"udp", 120},
+    EXPECT_EQ(lab.at("timeouts"), (json{{"tcp_established", 7440}, {"tcp_transitory", 240}, {"tcp_syn_sent", 120}, {"tcp_syn_recv", 60}, {"udp", 120},
                                         {"icmp", 60}, {"quarantine", 120}, {"linger", 2}}));
     ASSERT_EQ(lab.at("ports_in_use").size(), 2u);
     ASSERT_TRUE(lab.at("ports_in_use").contains("198.19.0.10"));
@@ -1137,7 +1137,8 @@ TEST_F(ControlApiEngines, PolicyAndTimeoutsSet) {
     EXPECT_EQ(pool_entry("lab").at("policy"), "liberal");
 
     const json t = call("timeouts.set", {{"pool", "lab"}, {"timeouts", {{"udp", 30}, {"quarantine", 0}}}});
-    const json want = {{"tcp_established", 7440}, {"tcp_transitory", 240}, {"udp", 30},
+    const json want = {{"tcp_established", 7440}, {"tcp_transitory", 240}, {"tcp_syn_sent", 120},
+                       {"tcp_syn_recv", 60}, {"udp", 30},
                        {"icmp", 60},             {"quarantine", 0},        {"linger", 2}};
     EXPECT_EQ(t, (json{{"pool", "lab"}, {"timeouts", want}}));
     EXPECT_EQ(pool_entry("lab").at("timeouts"), want);

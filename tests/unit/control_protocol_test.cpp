@@ -384,6 +384,7 @@ TEST(ControlProtocolTyped, TimeoutsPartialAndApplied) {
     EXPECT_EQ(t.icmp, Timeouts{}.icmp);
 
     EXPECT_EQ(timeouts_to_json(t), json({{"tcp_established", 1000}, {"tcp_transitory", Timeouts{}.tcp_transitory},
+                                         {"tcp_syn_sent", Timeouts{}.tcp_syn_sent}, {"tcp_syn_recv", Timeouts{}.tcp_syn_recv},
                                          {"udp", 30}, {"icmp", Timeouts{}.icmp}, {"quarantine", 0},
                                          {"linger", Timeouts{}.linger}}));
     EXPECT_THROW((void)parse_timeouts({{"udp", 0}}), ControlError);

@@ -200,7 +200,7 @@ TEST(EventLogFormat, Lines) {
 
 TEST(EventLogFormat, EveryReasonHasAName) {
     const char* expected[] = {"none", "expired", "closed", "evicted", "flushed", "reopened",
-                              "shutdown"};
+                              "shutdown", "reused", "reclaimed"};
     static_assert(std::size(expected) == kDeleteReasons);
     for (int r = 0; r < kDeleteReasons; ++r)
         EXPECT_STREQ(delete_reason_name(static_cast<DeleteReason>(r)), expected[r]);

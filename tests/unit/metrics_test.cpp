@@ -106,6 +106,9 @@ StatsSnapshot sample_snapshot() {
     s.control.released = 41;
     s.control.alloc_failed = 42;
     s.control.control_ring_full = 43;
+    s.control.hold_full = 44;
+    s.control.hold_timeout = 45;
+    s.control.resolved_at_punt = 46;
     s.ports[0] = {true, 1000, 900, 7, 1, 2, 3};
     s.ports[1] = {true, 2000, 1900, 17, 11, 12, 13};
     PortUse a;
@@ -145,7 +148,8 @@ TEST(StatsJson, HasTheDocumentedShape) {
     const std::set<std::string> worker_keys = {
         "rx_inside", "rx_outside", "tx_inside", "tx_outside", "found", "new", "reopened",
         "translated", "handoffs", "handoff_ring_full", "insert_failed", "expired", "evicted",
-        "flushed", "drops", "sessions", "session_capacity"};  // flushed: beyond the doc
+        "flushed", "drops", "sessions", "session_capacity", "reclaimed", "pairs_reused_timewait",
+        "pairs_reuse_refused", "tcp_rst_ignored", "pair_count_failed"};  // flushed: beyond the doc
     ASSERT_EQ(j["workers"].size(), 2u);
     std::set<std::string> with_id = worker_keys;
     with_id.insert("worker");
@@ -167,7 +171,7 @@ TEST(StatsJson, HasTheDocumentedShape) {
                           "no_route", "unmatched_forwarded", "multi_segment", "idle_sleeps",
                           "handoff_received", "control_tx"})
         EXPECT_TRUE(j["loop"].contains(k)) << k;
-    EXPECT_EQ(j["control"].size(), 13u);  // every ControlCounters field
+    EXPECT_EQ(j["control"].size(), 16u);  // every ControlCounters field
     EXPECT_EQ(keys_of(j["ports"]), (std::set<std::string>{"inside", "outside"}));
     EXPECT_EQ(keys_of(j["ports"]["inside"]),
               (std::set<std::string>{"rx", "tx", "missed", "rx_errors", "rx_nombuf",
@@ -236,6 +240,9 @@ TEST(StatsJson, CarriesTheValues) {
 
     EXPECT_EQ(j["control"]["arp_requests_answered"], 31);
     EXPECT_EQ(j["control"]["control_ring_full"], 43);
+    EXPECT_EQ(j["control"]["hold_full"], 44);
+    EXPECT_EQ(j["control"]["hold_timeout"], 45);
+    EXPECT_EQ(j["control"]["resolved_at_punt"], 46);
     EXPECT_EQ(j["ports"]["inside"],
               (json{{"rx", 1000}, {"tx", 900}, {"missed", 7}, {"rx_errors", 1},
                     {"rx_nombuf", 2}, {"tx_errors", 3}}));
@@ -339,6 +346,9 @@ TEST(StatsReport, KeepsTheLinesScriptsRead) {
     EXPECT_EQ(value_of(control, "arp_answered"), "31");
     EXPECT_EQ(value_of(control, "arp_requests"), "33");
     EXPECT_EQ(value_of(control, "hold_dropped"), "40");
+    EXPECT_EQ(value_of(control, "hold_full"), "44");
+    EXPECT_EQ(value_of(control, "hold_timeout"), "45");
+    EXPECT_EQ(value_of(control, "resolved_at_punt"), "46");
     EXPECT_EQ(lines["port inside:"],
               "port inside: rx=1000 missed=7 rx_errors=1 rx_nombuf=2 tx=900 tx_errors=3\n");
     EXPECT_EQ(value_of(lines["port outside:"], "missed"), "17");
@@ -492,6 +502,10 @@ TEST(MetricsPrometheus, CarriesTheValues) {
     EXPECT_EQ(v("snatgw_events_lost_total", "snatgw_events_lost_total"), "3");
     EXPECT_EQ(v("snatgw_control_echo_replies_total", "snatgw_control_echo_replies_total"), "35");
     EXPECT_EQ(v("snatgw_control_ring_full_total", "snatgw_control_ring_full_total"), "43");
+    EXPECT_EQ(v("snatgw_control_hold_full_total", "snatgw_control_hold_full_total"), "44");
+    EXPECT_EQ(v("snatgw_control_hold_timeout_total", "snatgw_control_hold_timeout_total"), "45");
+    EXPECT_EQ(v("snatgw_control_resolved_at_punt_total", "snatgw_control_resolved_at_punt_total"),
+              "46");
 }
 
 TEST(MetricsPrometheus, EscapesLabelValuesAndHelp) {

@@ -331,16 +331,16 @@ TEST(NatSessionTimeout, EstablishedTcpExpiresThenQuarantineThenFreed) {
     EXPECT_EQ(h.worker().hosts().size(), 0u);
 }
 
-TEST(NatSessionTimeout, EmbryonicTcpUsesTransitoryTimeout) {
+TEST(NatSessionTimeout, UnansweredSynUsesSynSentTimeout) {
     NatHarness h;
     const uint32_t t0 = 1000;
     Tcp c{h, inside_ip(1), 40000};
     ASSERT_NO_FATAL_FAILURE(c.syn(t0));
-    EXPECT_EQ(h.worker().expire(t0 + 239000, kBigBudget), 0u);
+    EXPECT_EQ(h.worker().expire(t0 + 119000, kBigBudget), 0u);
     EXPECT_EQ(tcp_gauge(h, TcpState::SynSent), 1u);
-    // An unanswered handshake is freed at its timeout, without a quarantine: the remote holds
-    // nothing for the pair by then, and a SYN flood must not pin ports for longer.
-    EXPECT_EQ(h.worker().expire(t0 + 241100, kBigBudget), 1u);
+    // An unanswered handshake is freed at its timeout (tcp_syn_sent, 120 s), without a
+    // quarantine: the remote holds nothing for the pair, and a SYN flood must not pin ports.
+    EXPECT_EQ(h.worker().expire(t0 + 121100, kBigBudget), 1u);
     EXPECT_EQ(tcp_gauge(h, TcpState::SynSent), 0u);
     EXPECT_EQ(tcp_gauge(h, TcpState::Expired), 0u);
     EXPECT_EQ(h.counters().sessions_expired, 1u);
@@ -354,8 +354,9 @@ TEST(NatSessionTimeout, AnsweredHandshakeIsAlsoFreedAtItsTimeout) {
     ASSERT_NO_FATAL_FAILURE(c.syn(t0));
     ASSERT_NO_FATAL_FAILURE(c.synack(t0 + 10));  // the inside host never sends its ACK
     EXPECT_EQ(tcp_gauge(h, TcpState::SynRecv), 1u);
-    EXPECT_EQ(h.worker().expire(t0 + 10 + 239000, kBigBudget), 0u);
-    EXPECT_EQ(h.worker().expire(t0 + 10 + 241100, kBigBudget), 1u);
+    // tcp_syn_recv: 60 s (a listener gives up on its SYN/ACK retries within about a minute).
+    EXPECT_EQ(h.worker().expire(t0 + 10 + 59000, kBigBudget), 0u);
+    EXPECT_EQ(h.worker().expire(t0 + 10 + 61100, kBigBudget), 1u);
     EXPECT_TRUE(all_clear(h, {kPub0, kPub1}));
 }
 
@@ -379,7 +380,8 @@ TEST(NatSessionTimeout, PerPoolTimeouts) {
     fast.timeouts.udp = 10;
     fast.timeouts.icmp = 5;
     fast.timeouts.tcp_established = 30;
-    fast.timeouts.tcp_transitory = 20;
+    fast.timeouts.tcp_transitory = 25;
+    fast.timeouts.tcp_syn_sent = 20;
     fast.timeouts.quarantine = 7;
     fast.timeouts.linger = 1;
     const uint32_t fast_pub = ip("198.19.0.20");
@@ -415,7 +417,7 @@ TEST(NatSessionTimeout, PerPoolTimeouts) {
     EXPECT_TRUE(dropped(udp_in(h, kServer, 53, fast_udp, t0 + 11200), DropReason::NoSession));
     EXPECT_TRUE(forwarded_in(udp_in(h, kServer, 53, slow_udp, t0 + 11200), slow_host, 5000));
     EXPECT_EQ(h.worker().expire(t0 + 19000, kBigBudget), 0u);
-    EXPECT_EQ(h.worker().expire(t0 + 21100, kBigBudget), 1u);  // embryonic 20 s: freed
+    EXPECT_EQ(h.worker().expire(t0 + 21100, kBigBudget), 1u);  // tcp_syn_sent 20 s: freed
     EXPECT_EQ(tcp_gauge(h, TcpState::SynSent), 0u);
     EXPECT_EQ(tcp_gauge(h, TcpState::Expired), 0u);
     EXPECT_EQ(tcp_gauge(h, TcpState::Established), 1u);
@@ -939,6 +941,8 @@ TEST(NatSessionExhaustion, TenPortsTenSessionsToOneRemote) {
     EXPECT_EQ(again.m.port, conns[3].m.port);
     EXPECT_TRUE(dropped(tcp_out(h, inside_ip(14), 40000, kServer, 80, TCP_SYN, 1, 0, t1 + 1000),
                         DropReason::PortsExhausted));
+    // again's SYN retransmitted (its handshake lives tcp_syn_sent, 120 s, from its last SYN).
+    EXPECT_TRUE(forwarded_out(tcp_out(h, inside_ip(13), 40000, kServer, 80, TCP_SYN, 1, 0, t1 + 60000)));
     h.worker().expire(t1 + 119000, kBigBudget);
     EXPECT_TRUE(dropped(tcp_out(h, inside_ip(14), 40000, kServer, 80, TCP_SYN, 1, 0, t1 + 119000),
                         DropReason::PortsExhausted));
@@ -1017,8 +1021,10 @@ TEST(NatSessionGauges, FollowStatesAndReturnToZero) {
     EXPECT_EQ(h.counters().icmp_sessions, 0u);
     h.worker().expire(t0 + 121100, kBigBudget);
     EXPECT_EQ(h.counters().udp_sessions, 0u);
-    EXPECT_EQ(h.worker().sessions().size(), 4u);
-    h.worker().expire(t0 + 241100, kBigBudget);  // embryonic: freed; closing -> Expired
+    // The handshakes are gone too (tcp_syn_recv 60 s, tcp_syn_sent 120 s): ESTABLISHED and
+    // FIN_WAIT are left.
+    EXPECT_EQ(h.worker().sessions().size(), 2u);
+    h.worker().expire(t0 + 241100, kBigBudget);  // handshakes: freed; closing -> Expired
     EXPECT_EQ(g[static_cast<std::size_t>(TcpState::SynSent)], 0u);
     EXPECT_EQ(g[static_cast<std::size_t>(TcpState::SynRecv)], 0u);
     EXPECT_EQ(g[static_cast<std::size_t>(TcpState::FinWait)], 0u);

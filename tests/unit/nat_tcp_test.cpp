@@ -92,6 +92,7 @@ public:
     uint16_t c_win = 65535;           // raw window field of the client's segments
     uint16_t s_win = 65535;           // raw window field of the server's segments
     uint32_t c_next = 0, s_next = 0;  // next sequence number of each side
+    int64_t c_ts = -1;                // the client's TSval on every segment (-1: no timestamps)
 
     // Raw segments (nothing asserted).
     Sent out(uint8_t flags, uint32_t seq, uint32_t ack, std::size_t len = 0, uint16_t win = 65535,
@@ -99,6 +100,12 @@ public:
         PacketBuilder b;
         b.eth().ipv4(inside, server).tcp(iport, sport, seq, ack, flags, win);
         if (wscale >= 0) b.tcp_option_mss(1460).tcp_option_wscale(static_cast<uint8_t>(wscale));
+        if (c_ts >= 0) {
+            const auto ts = static_cast<uint32_t>(c_ts);
+            b.tcp_options_raw({1, 1, 8, 10, static_cast<uint8_t>(ts >> 24),
+                               static_cast<uint8_t>(ts >> 16), static_cast<uint8_t>(ts >> 8),
+                               static_cast<uint8_t>(ts), 0, 0, 0, 0});
+        }
         b.payload(len);
         Sent s;
         s.input = b.build();
@@ -679,8 +686,17 @@ TEST(NatTcpRst, LiberalAcceptsOutOfWindowRst) {
     ASSERT_NO_FATAL_FAILURE(c.establish());
     const Sent s = c.in(TCP_RST, c.s_next + 200000, 0);
     EXPECT_TRUE(c.translated(s, Side::Outside));
-    EXPECT_TRUE(only_state(h, TcpState::Closed));
+    // Forwarded, but the endpoints ignore it (RFC 5961): the session stays, its pair is not
+    // handed to anyone else.
+    EXPECT_TRUE(only_state(h, TcpState::Established));
+    EXPECT_EQ(h.counters().tcp_rst_ignored, 1u);
     EXPECT_EQ(h.counters().drop_total(), 0u);
+    ASSERT_NO_FATAL_FAILURE(c.data_out(10));
+    ASSERT_NO_FATAL_FAILURE(c.data_in(10));
+    // From the inside too.
+    EXPECT_TRUE(c.translated(c.out(TCP_RST | TCP_ACK, c.c_next - 500000, c.s_next), Side::Inside));
+    EXPECT_TRUE(only_state(h, TcpState::Established));
+    EXPECT_EQ(h.counters().tcp_rst_ignored, 2u);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -963,7 +979,9 @@ TEST_P(NatTcpPortReuse, PairGoesToAnotherHostOnlyAfterHoldTime) {
     auto try_e = [&](uint32_t t) {
         now = t;
         h.worker().expire(now, kBigBudget);
-        return e.out(TCP_SYN, 777, 0, 0, 65535, -1);
+        // Its ISN lies below the old connection's sequence numbers: a remote in TIME_WAIT would
+        // not accept it, so the held pair must not go to it (RFC 6191; see NatTcpTimeWaitReuse).
+        return e.out(TCP_SYN, a.c_isn, 0, 0, 65535, -1);
     };
     // Right away, and until just before the hold time ends: the pair is not given away.
     uint64_t exhausted = 0;
@@ -1094,6 +1112,354 @@ TEST(NatTcpExpired, ExpiredSessionIsFreedAfterQuarantine) {
     EXPECT_EQ(h.counters().sessions_freed, 1u);
     EXPECT_EQ(h.worker().ports().ports_in_use(htonl(c.pub_addr), PortSpace::Tcp), 0u);
     EXPECT_EQ(h.worker().hosts().size(), 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who holds TIME_WAIT (invariant I4): every way a connection ends, and whether its pair is held
+// for the quarantine (the remote may hold TIME_WAIT) or only lingers (it cannot).
+// ---------------------------------------------------------------------------------------------
+
+struct CloseCase {
+    const char* name;
+    void (*end)(TcpConn& c);  // from an established connection
+    bool remote_holds;        // quarantine (true) or linger (false)
+};
+
+const CloseCase kCloseCases[] = {
+    {"inside_first_remote_passive",  // the remote's FIN acknowledges the inside's
+     [](TcpConn& c) {
+         c.fin_out();
+         c.fin_in();
+         c.ack_out();
+     },
+     false},
+    {"inside_first_remote_acks_then_fins",
+     [](TcpConn& c) {
+         c.fin_out();
+         c.ack_in();
+         c.fin_in();
+         c.ack_out();
+     },
+     false},
+    {"remote_first",
+     [](TcpConn& c) {
+         c.fin_in();
+         c.ack_out();
+         c.fin_out();
+         c.ack_in();
+     },
+     true},
+    {"simultaneous_inside_fin_seen_first",  // the FINs crossed: the remote's does not ack ours
+     [](TcpConn& c) {
+         c.fin_out();
+         c.pass_in(TCP_FIN | TCP_ACK, c.s_next, c.c_next - 1);
+         ++c.s_next;
+         c.ack_out();
+         c.ack_in();
+     },
+     true},
+    {"simultaneous_then_remote_fin_retransmitted",  // the retransmission acks ours: still held
+     [](TcpConn& c) {
+         c.fin_out();
+         c.pass_in(TCP_FIN | TCP_ACK, c.s_next, c.c_next - 1);
+         c.pass_in(TCP_FIN | TCP_ACK, c.s_next, c.c_next);
+         ++c.s_next;
+         c.ack_out();
+     },
+     true},
+    {"remote_first_then_inside_rst",  // an RST after the remote's FIN: RFC 1337 keeps TIME_WAIT
+     [](TcpConn& c) {
+         c.fin_in();
+         c.ack_out();
+         c.rst_out();
+     },
+     true},
+    {"remote_first_then_remote_rst",
+     [](TcpConn& c) {
+         c.fin_in();
+         c.ack_out();
+         c.fin_out();
+         c.pass_in(TCP_RST, c.s_next, 0);
+     },
+     true},
+    {"in_window_rst_from_outside", [](TcpConn& c) { c.rst_in(); }, false},
+    {"in_window_rst_from_inside", [](TcpConn& c) { c.rst_out(); }, false},
+    {"inside_first_then_rst",  // no remote FIN: the remote holds nothing
+     [](TcpConn& c) {
+         c.fin_out();
+         c.ack_in();
+         c.rst_in();
+     },
+     false},
+};
+
+class NatTcpWhoHoldsTimeWait
+    : public ::testing::TestWithParam<std::tuple<std::string, std::size_t>> {};
+
+TEST_P(NatTcpWhoHoldsTimeWait, PairHeldOnlyWhereTheRemoteMayHoldIt) {
+    const auto& [policy, i] = GetParam();
+    const CloseCase& cc = kCloseCases[i];
+    NatHarness h({lab_pool(policy)});
+    uint32_t now = 1000;
+    TcpConn c(h, now);
+    ASSERT_NO_FATAL_FAILURE(c.establish());
+    now += 100;
+    cc.end(c);
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_EQ(h.counters().drop_total(), 0u);
+    const uint32_t ended = now;
+    EXPECT_EQ(h.worker().expire(ended + 3500, kBigBudget), cc.remote_holds ? 0u : 1u) << cc.name;
+    EXPECT_EQ(h.worker().sessions().size(), cc.remote_holds ? 1u : 0u) << cc.name;
+    h.worker().expire(ended + 121100, kBigBudget);
+    EXPECT_EQ(h.worker().sessions().size(), 0u) << cc.name;
+    EXPECT_TRUE(no_tcp_sessions(h));
+}
+
+// A FIN while the handshake is still in SYN_RECV: the remote closed first.
+TEST_P(NatTcpLifecycle, RemoteFinInSynRecvHoldsThePair) {
+    NatHarness h({lab_pool(GetParam())});
+    uint32_t now = 1000;
+    TcpConn c(h, now);
+    ASSERT_NO_FATAL_FAILURE(c.syn());
+    ASSERT_NO_FATAL_FAILURE(c.synack());
+    ASSERT_NO_FATAL_FAILURE(c.fin_in());
+    ASSERT_NO_FATAL_FAILURE(c.ack_out());
+    ASSERT_NO_FATAL_FAILURE(c.fin_out());
+    ASSERT_NO_FATAL_FAILURE(c.ack_in());
+    EXPECT_TRUE(only_state(h, TcpState::TimeWait));
+    EXPECT_EQ(h.worker().expire(now + 3500, kBigBudget), 0u);
+    EXPECT_EQ(h.worker().expire(now + 121100, kBigBudget), 1u);
+}
+
+std::string close_case_name(
+    const ::testing::TestParamInfo<std::tuple<std::string, std::size_t>>& info) {
+    std::string n;
+    for (char ch : std::get<0>(info.param)) n += ch == '-' ? '_' : ch;
+    return n + "_" + kCloseCases[std::get<1>(info.param)].name;
+}
+
+INSTANTIATE_TEST_SUITE_P(, NatTcpWhoHoldsTimeWait,
+                         ::testing::Combine(::testing::ValuesIn(kPolicies),
+                                            ::testing::Range<std::size_t>(0, std::size(kCloseCases))),
+                         close_case_name);
+
+// ---------------------------------------------------------------------------------------------
+// A new SYN of the same inside flow on an open session: the host rebooted and reused its port.
+// ---------------------------------------------------------------------------------------------
+
+TEST_P(NatTcpLifecycle, NewSynOnEstablishedSessionReopensIt) {
+    NatHarness h({lab_pool(GetParam())});
+    uint32_t now = 1000;
+    TcpConn c(h, now);
+    ASSERT_NO_FATAL_FAILURE(c.establish());
+    const uint16_t port = c.pub_port;
+    // An old duplicate of the connection's own SYN is not a new connection.
+    const Sent dup = c.out(TCP_SYN, c.c_isn, 0);
+    (void)dup;
+    EXPECT_TRUE(only_state(h, TcpState::Established));
+    EXPECT_EQ(h.counters().sessions_reopened, 0u);
+    // The rebooted host's SYN (a fresh ISN) reopens the session on the same public port.
+    c.reconnect(c.c_isn + 0x40000000u, c.s_isn + 0x40000000u);
+    ASSERT_NO_FATAL_FAILURE(c.syn());
+    EXPECT_EQ(c.pub_port, port);
+    EXPECT_TRUE(only_state(h, TcpState::SynSent));
+    EXPECT_EQ(h.counters().sessions_reopened, 1u);
+    ASSERT_NO_FATAL_FAILURE(c.synack());
+    ASSERT_NO_FATAL_FAILURE(c.ack_out());
+    ASSERT_NO_FATAL_FAILURE(c.data_out(10));
+    ASSERT_NO_FATAL_FAILURE(c.data_in(10));
+    EXPECT_TRUE(only_state(h, TcpState::Established));
+    EXPECT_EQ(h.counters().drop_total(), 0u);
+}
+
+TEST_P(NatTcpLifecycle, NewSynOnLastAckSessionReopensIt) {
+    NatHarness h({lab_pool(GetParam())});
+    uint32_t now = 1000;
+    TcpConn c(h, now);
+    ASSERT_NO_FATAL_FAILURE(c.establish());
+    ASSERT_NO_FATAL_FAILURE(c.fin_in());
+    ASSERT_NO_FATAL_FAILURE(c.ack_out());
+    ASSERT_NO_FATAL_FAILURE(c.fin_out());
+    EXPECT_TRUE(only_state(h, TcpState::LastAck));
+    c.reconnect(c.c_isn + 0x40000000u, c.s_isn + 0x40000000u);
+    ASSERT_NO_FATAL_FAILURE(c.syn());
+    EXPECT_TRUE(only_state(h, TcpState::SynSent));
+    EXPECT_EQ(h.counters().sessions_reopened, 1u);
+    ASSERT_NO_FATAL_FAILURE(c.synack());
+    ASSERT_NO_FATAL_FAILURE(c.ack_out());
+    EXPECT_TRUE(only_state(h, TcpState::Established));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reusing a pair held for the remote's TIME_WAIT, only where the remote accepts the new SYN
+// (RFC 6191, as Linux's tcp_timewait_state_process).
+// ---------------------------------------------------------------------------------------------
+
+// Ends `c` by a simultaneous close: both ends in TIME_WAIT, the pair quarantined.
+void simultaneous_close(TcpConn& c) {
+    c.fin_out();
+    c.pass_in(TCP_FIN | TCP_ACK, c.s_next, c.c_next - 1);
+    ++c.s_next;
+    c.ack_out();
+    c.ack_in();
+}
+
+PoolSpec tiny_pool(const char* ports) {
+    PoolSpec p;
+    p.name = "lab";
+    p.addresses = "198.19.0.10";
+    p.ports = ports;
+    return p;
+}
+
+// The public port a SYN went out with, or 0 when it was not forwarded.
+uint16_t syn_port(const Sent& s) {
+    if (s.verdict() != Verdict::Forward) return 0;
+    const auto d = decode(s.o.frame);
+    return d ? d->sport : 0;
+}
+
+TEST(NatTcpTimeWaitReuse, NewerTimestampTakesAHeldPairOlderIsRefused) {
+    NatHarness h({tiny_pool("2000-2001")});
+    uint32_t now = 1000;
+    const uint32_t host_a = ip("198.18.0.1"), host_b = ip("198.18.0.2");
+    TcpConn a1(h, now, host_a, 40000), a2(h, now, host_a, 40001);
+    a1.c_ts = a2.c_ts = 5000;
+    ASSERT_NO_FATAL_FAILURE(a1.establish());
+    ASSERT_NO_FATAL_FAILURE(a2.establish());
+    a1.c_ts = a2.c_ts = 5100;  // the closing segments carry the newest TSval
+    ASSERT_NO_FATAL_FAILURE(simultaneous_close(a1));
+    ASSERT_NO_FATAL_FAILURE(simultaneous_close(a2));
+    ASSERT_EQ(h.worker().expire(now + 3500, kBigBudget), 0u);  // both held
+    now += 3500;
+
+    // Another host whose clock is behind: the remote would reject its SYN (PAWS).
+    TcpConn b(h, now, host_b, 41000);
+    b.c_ts = 5099;
+    const Sent refused = b.out(TCP_SYN, b.c_isn, 0);
+    EXPECT_EQ(refused.verdict(), Verdict::Drop);
+    EXPECT_EQ(refused.reason(), DropReason::PortsExhausted);
+    EXPECT_EQ(h.counters().pairs_reuse_refused, 1u);
+    EXPECT_EQ(h.counters().pairs_reused_timewait, 0u);
+    // Ahead: accepted by the remote, so the held pair goes to it.
+    b.c_ts = 5200;
+    ASSERT_NO_FATAL_FAILURE(b.syn());
+    EXPECT_TRUE(b.pub_port == a1.pub_port || b.pub_port == a2.pub_port) << b.pub_port;
+    EXPECT_EQ(h.counters().pairs_reused_timewait, 1u);
+    EXPECT_EQ(h.worker().sessions().size(), 2u);
+    ASSERT_NO_FATAL_FAILURE(b.synack());
+    ASSERT_NO_FATAL_FAILURE(b.ack_out());
+    EXPECT_EQ(h.counters().drop_total(), 1u);  // the refused SYN only
+}
+
+TEST(NatTcpTimeWaitReuse, WithoutTimestampsTheIsnMustBeBeyondTheOldConnection) {
+    NatHarness h({tiny_pool("2000-2000")});
+    uint32_t now = 1000;
+    TcpConn a(h, now, ip("198.18.0.1"), 40000);
+    ASSERT_NO_FATAL_FAILURE(a.establish());
+    ASSERT_NO_FATAL_FAILURE(simultaneous_close(a));
+    TcpConn b(h, now, ip("198.18.0.2"), 41000);
+    EXPECT_EQ(syn_port(b.out(TCP_SYN, a.c_next - 10, 0)), 0);  // below: refused
+    EXPECT_EQ(h.counters().pairs_reuse_refused, 1u);
+    b.c_isn = a.c_next + 100000;
+    ASSERT_NO_FATAL_FAILURE(b.syn());
+    EXPECT_EQ(b.pub_port, a.pub_port);
+    EXPECT_EQ(h.counters().pairs_reused_timewait, 1u);
+}
+
+TEST(NatTcpTimeWaitReuse, PairOfTheSameHostIsPreferred) {
+    NatHarness h({tiny_pool("2000-2001")});
+    uint32_t now = 1000;
+    const uint32_t host_a = ip("198.18.0.1"), host_b = ip("198.18.0.2");
+    TcpConn a(h, now, host_a, 40000), b(h, now, host_b, 41000);
+    a.c_ts = 1000;
+    b.c_ts = 500;
+    ASSERT_NO_FATAL_FAILURE(a.establish());
+    ASSERT_NO_FATAL_FAILURE(b.establish());
+    ASSERT_NO_FATAL_FAILURE(simultaneous_close(a));
+    ASSERT_NO_FATAL_FAILURE(simultaneous_close(b));
+    ASSERT_NE(a.pub_port, b.pub_port);
+    // Host a again, newer than both: it gets its own old pair (its clock is the one the remote
+    // saw there), whichever the probe meets first.
+    TcpConn a2(h, now, host_a, 40001);
+    a2.c_ts = 2000;
+    ASSERT_NO_FATAL_FAILURE(a2.syn());
+    EXPECT_EQ(a2.pub_port, a.pub_port);
+    EXPECT_EQ(h.counters().pairs_reused_timewait, 1u);
+}
+
+TEST(NatTcpTimeWaitReuse, ExpiredOpenConnectionIsNeverReused) {
+    NatHarness h({tiny_pool("2000-2000")});
+    uint32_t now = 1000;
+    TcpConn a(h, now, ip("198.18.0.1"), 40000);
+    a.c_ts = 100;
+    ASSERT_NO_FATAL_FAILURE(a.establish());
+    now += 7440 * 1000 + 1100;
+    h.worker().expire(now, kBigBudget);
+    ASSERT_TRUE(only_state(h, TcpState::Expired));
+    TcpConn b(h, now, ip("198.18.0.2"), 41000);
+    b.c_ts = 1000000;
+    b.c_isn = a.c_next + 100000;
+    EXPECT_EQ(syn_port(b.out(TCP_SYN, b.c_isn, 0)), 0);
+    EXPECT_EQ(h.counters().pairs_reused_timewait, 0u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SYN floods (invariant I7): a flooding host recycles its own handshakes; another host keeps
+// getting fresh pairs.
+// ---------------------------------------------------------------------------------------------
+
+TEST(NatTcpFlood, HostAtItsHandshakeCapRecyclesItsOwnPairs) {
+    PoolSpec p = tiny_pool("1024-65535");
+    p.max_embryonic_per_host = 16;
+    NatHarness h({p});
+    const uint32_t flooder = ip("198.18.0.66");
+    uint32_t now = 1000;
+    std::set<uint16_t> flood_ports;
+    for (uint16_t i = 0; i < 100; ++i) {
+        TcpConn f(h, now, flooder, static_cast<uint16_t>(10000 + i));
+        const uint16_t port = syn_port(f.out(TCP_SYN, 1000u + i, 0));
+        ASSERT_NE(port, 0) << "flood SYN " << i << " not forwarded";
+        flood_ports.insert(port);
+        now += 1;
+    }
+    // The flood holds its cap and no more, and kept cycling through the same pairs.
+    EXPECT_EQ(h.worker().sessions().size(), 16u);
+    EXPECT_EQ(h.counters().sessions_reclaimed, 84u);
+    EXPECT_EQ(flood_ports.size(), 16u);
+    // The oldest went first: the first 84 flows are gone, the last 16 are there.
+    TcpConn first(h, now, flooder, 10000);
+    EXPECT_EQ(first.out(TCP_ACK, 1001, 1).reason(), DropReason::TcpNotSyn);
+    // Another host connects normally, on a pair the flood never touched.
+    TcpConn other(h, now, ip("198.18.0.7"), 40000);
+    ASSERT_NO_FATAL_FAILURE(other.handshake());
+    EXPECT_EQ(flood_ports.count(other.pub_port), 0u);
+    EXPECT_EQ(Pool{}.max_embryonic_per_host, 4096u);  // the default
+}
+
+TEST(NatTcpFlood, NoPairLeftTakesTheFloodersOldestHandshake) {
+    PoolSpec p = tiny_pool("2000-2299");  // 300 ports, no cap: the flood gets them all
+    p.max_embryonic_per_host = 0;
+    NatHarness h({p});
+    const uint32_t flooder = ip("198.18.0.66");
+    uint32_t now = 1000;
+    uint16_t oldest = 0;
+    for (uint16_t i = 0; i < 300; ++i) {
+        TcpConn f(h, now, flooder, static_cast<uint16_t>(10000 + i));
+        const uint16_t port = syn_port(f.out(TCP_SYN, 1000u + i, 0));
+        ASSERT_NE(port, 0);
+        if (i == 0) oldest = port;
+        now += 10;
+    }
+    // The flooder itself is refused: it does not take its own handshakes without a cap.
+    TcpConn more(h, now, flooder, 20000);
+    EXPECT_EQ(more.out(TCP_SYN, 5, 0).reason(), DropReason::PortsExhausted);
+    // Another host takes the flooder's oldest handshake (it holds 300, at least 256).
+    TcpConn other(h, now, ip("198.18.0.7"), 40000);
+    ASSERT_NO_FATAL_FAILURE(other.handshake());
+    EXPECT_EQ(other.pub_port, oldest);
+    EXPECT_EQ(h.counters().sessions_reclaimed, 1u);
+    EXPECT_EQ(h.worker().sessions().size(), 300u);
 }
 
 }  // namespace

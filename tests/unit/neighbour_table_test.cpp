@@ -1,6 +1,7 @@
 // Neighbour*: the next-hop table (learn, request rate limit, reachable -> stale -> invalid,
-// capacity), one writer racing two lock-free readers that must never see a torn or foreign MAC,
-// and the hold queue for packets waiting on resolution.
+// capacity, request backoff), one writer racing two lock-free readers that must never see a
+// torn or foreign MAC, and the hold queue for packets waiting on resolution (burst, caps,
+// expiry, the daemon's sizing).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -87,7 +88,8 @@ TEST(NeighbourTable, ManyNeighboursAllFoundWithTheirOwnMac) {
     EXPECT_FALSE(t.lookup(ip("198.18.9.1"), m));
 }
 
-TEST(NeighbourRequest, RateLimitedToOneASecondUntilResolved) {
+// Unresolved: the first retry after 250 ms, then 500 ms, then one a second until it answers.
+TEST(NeighbourRequest, RetriedWithBackoffUntilResolved) {
     NeighbourTable t(16);
     const uint32_t gw = ip("198.19.0.2");
     EXPECT_TRUE(t.needs_request(gw, 10'000));
@@ -98,13 +100,36 @@ TEST(NeighbourRequest, RateLimitedToOneASecondUntilResolved) {
     MacAddr m{};
     EXPECT_FALSE(t.lookup(gw, m));
     EXPECT_FALSE(t.needs_request(gw, 10'000));
-    EXPECT_FALSE(t.needs_request(gw, 10'999));
-    EXPECT_TRUE(t.needs_request(gw, 11'000));
-    EXPECT_FALSE(t.needs_request(gw, 11'500));
+    EXPECT_FALSE(t.needs_request(gw, 10'249));
+    EXPECT_TRUE(t.needs_request(gw, 10'250));
+    EXPECT_FALSE(t.needs_request(gw, 10'749));
+    EXPECT_TRUE(t.needs_request(gw, 10'750));
+    EXPECT_FALSE(t.needs_request(gw, 11'749));
+    EXPECT_TRUE(t.needs_request(gw, 11'750));
+    for (uint64_t at = 12'750; at <= 30'750; at += 1'000) {  // capped at a second
+        EXPECT_FALSE(t.needs_request(gw, at - 1)) << at;
+        EXPECT_TRUE(t.needs_request(gw, at)) << at;
+    }
     EXPECT_EQ(t.size(), 1u);
-    ASSERT_TRUE(t.learn(gw, kMacA, 11'600));
-    EXPECT_FALSE(t.needs_request(gw, 20'000));  // reachable: nothing to ask
+    ASSERT_TRUE(t.learn(gw, kMacA, 31'000));
+    EXPECT_FALSE(t.needs_request(gw, 40'000));  // reachable: nothing to ask
     EXPECT_TRUE(t.lookup(gw, m));
+}
+
+// An answer ends the backoff: once it has gone invalid, the next wait starts with short retries.
+TEST(NeighbourRequest, BackoffRestartsAfterTheNeighbourWasResolved) {
+    constexpr uint64_t kReachable = 1'000, kGrace = 1'000;
+    NeighbourTable t(16, kGrace);
+    const uint32_t a = ip("198.19.0.7");
+    for (uint64_t at : {0, 250, 750, 1'750, 2'750}) ASSERT_TRUE(t.needs_request(a, at)) << at;
+    ASSERT_TRUE(t.learn(a, kMacA, 3'000));
+    t.expire(4'000, kReachable);  // stale: refreshed once a second
+    ASSERT_TRUE(t.needs_request(a, 4'000));
+    EXPECT_FALSE(t.needs_request(a, 4'250));
+    EXPECT_EQ(t.expire(5'000, kReachable), 1u);  // invalid
+    ASSERT_TRUE(t.needs_request(a, 5'000));
+    EXPECT_FALSE(t.needs_request(a, 5'249));
+    EXPECT_TRUE(t.needs_request(a, 5'250));
 }
 
 TEST(NeighbourExpire, ReachableThenStaleThenInvalid) {
@@ -319,6 +344,99 @@ TEST(NeighbourHoldQueue, DrainReturnsEverything) {
     EXPECT_EQ(std::set<void*>(all.begin(), all.end()).size(), 9u);
     EXPECT_EQ(q.size(), 0u);
     EXPECT_TRUE(q.drain().empty());
+}
+
+// The cold-start case: a storm's first SYNs toward one server, all before its MAC is known.
+TEST(NeighbourHoldQueue, ABurstOf128ForOneNeighbourIsHeldWholeAndReleasedInOrder) {
+    HoldQueue q;  // the defaults
+    EXPECT_EQ(q.per_neighbour(), HoldQueue::kDefaultPerNeighbour);
+    EXPECT_EQ(q.global_cap(), HoldQueue::kDefaultGlobalCap);
+    const uint32_t server = ip("198.18.0.2"), host = ip("10.0.0.2");
+    std::vector<void*> want;
+    for (uintptr_t i = 1; i <= 128; ++i) {
+        ASSERT_TRUE(q.hold(server, pkt(i), i / 16)) << i;
+        want.push_back(pkt(i));
+    }
+    for (uintptr_t i = 1; i <= 32; ++i) ASSERT_TRUE(q.hold(host, pkt(1'000 + i), 10));
+    EXPECT_EQ(q.waiting(server), 128u);
+    EXPECT_EQ(q.size(), 160u);
+    EXPECT_EQ(q.release(server), want);
+    EXPECT_EQ(q.size(), 32u);
+    EXPECT_EQ(q.waiting(host), 32u);
+}
+
+TEST(NeighbourHoldQueue, PerNeighbourLimitThenGlobalCap) {
+    HoldQueue q(256, 2048);
+    uintptr_t n = 1;
+    for (int k = 0; k < 256; ++k) ASSERT_TRUE(q.hold(1, pkt(n++), 0));
+    EXPECT_FALSE(q.hold(1, pkt(n++), 0));  // the neighbour's limit
+    for (uint32_t host = 2; host <= 8; ++host)
+        for (int k = 0; k < 256; ++k) ASSERT_TRUE(q.hold(host, pkt(n++), 0));
+    EXPECT_EQ(q.size(), 2048u);
+    EXPECT_FALSE(q.hold(9, pkt(n++), 0));  // the global cap, for a new neighbour too
+    EXPECT_EQ(q.waiting(9), 0u);
+    EXPECT_EQ(q.release(3).size(), 256u);
+    for (int k = 0; k < 256; ++k) ASSERT_TRUE(q.hold(9, pkt(n++), 0));
+    EXPECT_FALSE(q.hold(10, pkt(n++), 0));
+    EXPECT_EQ(q.drain().size(), 2048u);
+}
+
+// Slots go back to the free list on every path (release, expire, drain): the queue can be
+// refilled to its cap forever, and order holds across reused slots.
+TEST(NeighbourHoldQueue, SlotsAreReusedOnEveryPath) {
+    HoldQueue q(8, 16);
+    uintptr_t n = 1;
+    for (int round = 0; round < 100; ++round) {
+        const uint64_t t0 = static_cast<uint64_t>(round) * 10'000;
+        std::vector<void*> first, second;
+        for (int k = 0; k < 8; ++k) {
+            first.push_back(pkt(n));
+            ASSERT_TRUE(q.hold(1, pkt(n++), t0));
+            second.push_back(pkt(n));
+            ASSERT_TRUE(q.hold(2, pkt(n++), t0 + 500));
+        }
+        ASSERT_FALSE(q.hold(3, pkt(n++), t0));
+        switch (round % 3) {
+            case 0:
+                EXPECT_EQ(q.release(2), second);
+                EXPECT_EQ(q.release(1), first);
+                break;
+            case 1:
+                EXPECT_EQ(q.expire(t0 + 1'000, 1'000), first);
+                EXPECT_EQ(q.expire(t0 + 1'500, 1'000), second);
+                break;
+            default: EXPECT_EQ(q.drain().size(), 16u); break;
+        }
+        ASSERT_EQ(q.size(), 0u) << round;
+    }
+}
+
+TEST(NeighbourHoldQueue, WaitingNeighboursAreListedForRetries) {
+    HoldQueue q(4, 100);
+    q.hold(ip("198.18.0.2"), pkt(1), 0);
+    q.hold(ip("10.0.0.7"), pkt(2), 0);
+    q.hold(ip("10.0.0.7"), pkt(3), 0);
+    std::set<uint32_t> seen;
+    q.for_each_waiting([&](uint32_t a) { seen.insert(a); });
+    EXPECT_EQ(seen, (std::set<uint32_t>{ip("198.18.0.2"), ip("10.0.0.7")}));
+    q.release(ip("10.0.0.7"));
+    seen.clear();
+    q.for_each_waiting([&](uint32_t a) { seen.insert(a); });
+    EXPECT_EQ(seen, std::set<uint32_t>{ip("198.18.0.2")});
+}
+
+// The daemon's sizing: an eighth of the smaller pool, at most the control ring, at most 256
+// per neighbour.
+TEST(NeighbourHoldQueue, LimitsFollowThePoolAndTheControlRing) {
+    EXPECT_EQ(hold_limits_for(16383, 4095).global_cap, 2047u);  // the defaults
+    EXPECT_EQ(hold_limits_for(16383, 4095).per_neighbour, 256u);
+    EXPECT_EQ(hold_limits_for(512, 4095).global_cap, 64u);  // the smallest pool allowed
+    EXPECT_EQ(hold_limits_for(512, 4095).per_neighbour, 64u);
+    EXPECT_EQ(hold_limits_for(16383, 63).global_cap, 63u);  // the smallest ring allowed
+    EXPECT_EQ(hold_limits_for(16383, 63).per_neighbour, 63u);
+    EXPECT_EQ(hold_limits_for(1u << 20, 65535).global_cap, 65535u);
+    EXPECT_EQ(hold_limits_for(1u << 20, 65535).per_neighbour, 256u);
+    EXPECT_EQ(hold_limits_for(0, 0).global_cap, 1u);
 }
 
 }  // namespace

@@ -154,6 +154,8 @@ TEST(PortAllocatorPartition, InvalidInputsGiveEmptyPartition) {
 
 auto never_taken = [](uint16_t) { return false; };
 auto always_taken = [](uint16_t) { return true; };
+// The pair count of a remote without sessions (allocate asks it only when every port is used).
+auto no_pairs = [] { return 0u; };
 
 TEST(PortAllocatorAlloc, ReturnsOnlyPortsOfItsOwnPartition) {
     for (const uint16_t workers : kWorkerCounts) {
@@ -168,7 +170,7 @@ TEST(PortAllocatorAlloc, ReturnsOnlyPortsOfItsOwnPartition) {
             // everything is in use, the taken() path.
             const uint32_t n = std::min<uint32_t>(part.count + 200, 3000);
             for (uint32_t i = 0; i < n; ++i) {
-                const auto port = pa.allocate(kAddrA, PortSpace::Tcp, never_taken);
+                const auto port = pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, never_taken);
                 ASSERT_TRUE(port.has_value()) << describe({1024, 65535}, w, workers);
                 ASSERT_TRUE(part.contains(*port)) << describe({1024, 65535}, w, workers)
                                                   << " port " << *port;
@@ -186,7 +188,7 @@ TEST(PortAllocatorAlloc, EmptyPartitionAllocatesNothing) {
     EXPECT_TRUE(pa.has_address(kAddrA));
     EXPECT_EQ(pa.partition_size(kAddrA), 0u);
     bool asked = false;
-    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp,
+    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, no_pairs,
                           [&](uint16_t) {
                               asked = true;
                               return false;
@@ -197,7 +199,7 @@ TEST(PortAllocatorAlloc, EmptyPartitionAllocatesNothing) {
     PortAllocator pb(5, 8, 7);
     pb.add_address(kAddrA, 100, 102);
     EXPECT_EQ(pb.partition_size(kAddrA), 1u);
-    EXPECT_EQ(pb.allocate(kAddrA, PortSpace::Tcp, never_taken), std::optional<uint16_t>(101));
+    EXPECT_EQ(pb.allocate(kAddrA, PortSpace::Tcp, no_pairs, never_taken), std::optional<uint16_t>(101));
 }
 
 // With k ports in a partition, k allocations (each acquired, each toward a different remote so
@@ -220,7 +222,7 @@ TEST(PortAllocatorAlloc, PrefersUnusedPortsDistinctUntilAllInUse) {
             std::set<uint16_t> got;
             uint32_t taken_calls = 0;
             for (uint32_t i = 0; i < k; ++i) {
-                const auto port = pa.allocate(kAddrA, PortSpace::Tcp, [&](uint16_t) {
+                const auto port = pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, [&](uint16_t) {
                     ++taken_calls;
                     return false;
                 });
@@ -235,19 +237,20 @@ TEST(PortAllocatorAlloc, PrefersUnusedPortsDistinctUntilAllInUse) {
             EXPECT_EQ(taken_calls, 0u) << where;
             ASSERT_EQ(got.size(), k) << where;
             // Now every port has a user: a free (port, remote) pair is still fine...
-            const auto extra = pa.allocate(kAddrA, PortSpace::Tcp, never_taken);
+            const auto extra = pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, never_taken);
             ASSERT_TRUE(extra.has_value()) << where;
             EXPECT_TRUE(part.contains(*extra)) << where;
             EXPECT_EQ(pa.use_count(kAddrA, PortSpace::Tcp, *extra), 1u) << where;
             // ...and when every pair is taken, exhaustion is a clean nullopt.
-            EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, always_taken), std::nullopt) << where;
+            EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, always_taken), std::nullopt) << where;
         }
     }
 }
 
-// Every port in use: allocate asks taken() about every port of the partition exactly once
-// before giving up, and returns the one port whose pair is free wherever the random start is.
-TEST(PortAllocatorAlloc, AllInUseFindsTheOneFreePairAndScansEachPortOnce) {
+// Every port in use, a partition no larger than the probe budget: allocate asks taken() about
+// every port exactly once before giving up, and returns the one port whose pair is free
+// wherever the random start is.
+TEST(PortAllocatorAlloc, AllInUseFindsTheOneFreePairAndProbesEachPortOnce) {
     const uint16_t workers = 4, w = 3;
     PortAllocator pa(w, workers, 4242);
     pa.add_address(kAddrA, 1024, 1535);  // 128 ports for worker 3: 1027, 1031, ..., 1535
@@ -258,7 +261,7 @@ TEST(PortAllocatorAlloc, AllInUseFindsTheOneFreePairAndScansEachPortOnce) {
 
     for (int round = 0; round < 50; ++round) {
         std::vector<uint32_t> asked(65536, 0);
-        EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Udp,
+        EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Udp, no_pairs,
                               [&](uint16_t p) {
                                   ++asked[p];
                                   return true;
@@ -272,9 +275,48 @@ TEST(PortAllocatorAlloc, AllInUseFindsTheOneFreePairAndScansEachPortOnce) {
     for (int round = 0; round < 500; ++round) {
         const uint16_t free_port = part.port_at(rng() % part.count);
         const auto port =
-            pa.allocate(kAddrA, PortSpace::Udp, [&](uint16_t p) { return p != free_port; });
+            pa.allocate(kAddrA, PortSpace::Udp, no_pairs, [&](uint16_t p) { return p != free_port; });
         ASSERT_EQ(port, std::optional<uint16_t>(free_port)) << "round " << round;
     }
+}
+
+// Every port in use on a full-size partition: a remote that holds every pair is refused without
+// a single probe (O(1), from the pair count), and otherwise at most kMaxProbes distinct ports
+// are probed: never a scan of the 64,512 ports.
+TEST(PortAllocatorAlloc, AllInUseRefusesInConstantTimeAndProbesBounded) {
+    PortAllocator pa(0, 1, 77);
+    pa.add_address(kAddrA, 1024, 65535);
+    const uint32_t span = pa.partition_size(kAddrA);
+    ASSERT_EQ(span, 64512u);
+    for (uint32_t p = 1024; p <= 65535; ++p)
+        pa.acquire(kAddrA, PortSpace::Tcp, static_cast<uint16_t>(p));
+    uint32_t asked = 0;
+    auto count_asks = [&](uint16_t) {
+        ++asked;
+        return true;
+    };
+    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, [&] { return span; }, count_asks), std::nullopt);
+    EXPECT_EQ(asked, 0u);
+    std::set<uint16_t> distinct;
+    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, [&] { return span - 1; },
+                          [&](uint16_t p) {
+                              ++asked;
+                              distinct.insert(p);
+                              return true;
+                          }),
+              std::nullopt);
+    EXPECT_EQ(asked, PortAllocator::kMaxProbes);
+    EXPECT_EQ(distinct.size(), PortAllocator::kMaxProbes);
+    // A port released lately is probed first.
+    pa.release(kAddrA, PortSpace::Tcp, 4242);
+    pa.acquire(kAddrA, PortSpace::Tcp, 4242);  // used again, toward another remote
+    uint16_t first = 0;
+    const auto got = pa.allocate(kAddrA, PortSpace::Tcp, [&] { return 10u; }, [&](uint16_t p) {
+        if (first == 0) first = p;
+        return false;
+    });
+    EXPECT_EQ(first, 4242);
+    EXPECT_EQ(got, std::optional<uint16_t>(4242));
 }
 
 TEST(PortAllocatorAlloc, StartPointIsRandom) {
@@ -282,8 +324,8 @@ TEST(PortAllocatorAlloc, StartPointIsRandom) {
     PortAllocator a(0, 1, 1), b(0, 1, 2);
     a.add_address(kAddrA, 1024, 65535);
     b.add_address(kAddrA, 1024, 65535);
-    const auto pa = a.allocate(kAddrA, PortSpace::Tcp, never_taken);
-    const auto pb = b.allocate(kAddrA, PortSpace::Tcp, never_taken);
+    const auto pa = a.allocate(kAddrA, PortSpace::Tcp, no_pairs, never_taken);
+    const auto pb = b.allocate(kAddrA, PortSpace::Tcp, no_pairs, never_taken);
     ASSERT_TRUE(pa && pb);
     EXPECT_NE(*pa, *pb);
 
@@ -292,7 +334,7 @@ TEST(PortAllocatorAlloc, StartPointIsRandom) {
     for (uint64_t seed = 1; seed <= 1000; ++seed) {
         PortAllocator x(0, 1, seed * 0x9E3779B97F4A7C15ull);
         x.add_address(kAddrA, 1024, 65535);
-        firsts.insert(*x.allocate(kAddrA, PortSpace::Tcp, never_taken));
+        firsts.insert(*x.allocate(kAddrA, PortSpace::Tcp, no_pairs, never_taken));
     }
     EXPECT_GE(firsts.size(), 950u);  // birthday bound: ~992 expected from 64512 ports
     EXPECT_LT(*firsts.begin(), 1024 + 64512 / 8);
@@ -304,7 +346,7 @@ TEST(PortAllocatorAlloc, StartPointIsRandom) {
     std::set<uint16_t> seen;
     std::vector<uint32_t> buckets(8, 0);
     for (int i = 0; i < 8000; ++i) {
-        const uint16_t p = *y.allocate(kAddrA, PortSpace::Tcp, never_taken);
+        const uint16_t p = *y.allocate(kAddrA, PortSpace::Tcp, no_pairs, never_taken);
         ASSERT_EQ(port_owner(p, 4), 2);
         if (i < 1000) seen.insert(p);
         ++buckets[(p - 1024u) * 8 / 64512];
@@ -321,7 +363,7 @@ TEST(PortAllocatorAlloc, StartPointIsRandom) {
     uint16_t prev = 0;
     int sequential = 0;
     for (int i = 0; i < 1000; ++i) {
-        const uint16_t p = *z.allocate(kAddrA, PortSpace::Tcp, never_taken);
+        const uint16_t p = *z.allocate(kAddrA, PortSpace::Tcp, no_pairs, never_taken);
         z.acquire(kAddrA, PortSpace::Tcp, p);
         if (i > 0 && p == prev + 2) ++sequential;
         prev = p;
@@ -400,13 +442,13 @@ TEST(PortAllocatorAlloc, ReleaseOfLastUserMakesPortPreferredAgain) {
         ASSERT_GE(users, 1u);
         // Releasing all but the last user keeps it in use: still nothing unused.
         for (uint32_t u = 1; u < users; ++u) pa.release(kAddrA, PortSpace::Tcp, port);
-        ASSERT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, always_taken), std::nullopt);
+        ASSERT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, always_taken), std::nullopt);
         // Releasing the last one: it is the only unused port, so it comes back first, without
         // consulting the session table.
         pa.release(kAddrA, PortSpace::Tcp, port);
         ASSERT_EQ(pa.ports_in_use(kAddrA, PortSpace::Tcp), k - 1);
         for (int again = 0; again < 3; ++again)
-            ASSERT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, always_taken),
+            ASSERT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, always_taken),
                       std::optional<uint16_t>(port))
                 << "round " << round;
         pa.acquire(kAddrA, PortSpace::Tcp, port);
@@ -416,12 +458,12 @@ TEST(PortAllocatorAlloc, ReleaseOfLastUserMakesPortPreferredAgain) {
 TEST(PortAllocatorAlloc, AddressNotAddedGivesNullopt) {
     PortAllocator pa(0, 2, 1);
     EXPECT_FALSE(pa.has_address(kAddrA));
-    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, never_taken), std::nullopt);
+    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, never_taken), std::nullopt);
     pa.add_address(kAddrA, 1024, 65535);
     EXPECT_TRUE(pa.has_address(kAddrA));
     EXPECT_FALSE(pa.has_address(kAddrB));
-    EXPECT_EQ(pa.allocate(kAddrB, PortSpace::Udp, never_taken), std::nullopt);
-    EXPECT_EQ(pa.allocate(kAddrB, PortSpace::Icmp, never_taken), std::nullopt);
+    EXPECT_EQ(pa.allocate(kAddrB, PortSpace::Udp, no_pairs, never_taken), std::nullopt);
+    EXPECT_EQ(pa.allocate(kAddrB, PortSpace::Icmp, no_pairs, never_taken), std::nullopt);
 }
 
 TEST(PortAllocatorAlloc, AddAddressRepeatedIsHarmless) {
@@ -442,12 +484,12 @@ TEST(PortAllocatorAlloc, AddAddressRepeatedIsHarmless) {
     EXPECT_EQ(pa.use_count(kAddrA, PortSpace::Icmp, part.port_at(1)), 1u);
     // Still allocates only unused ports (the odd indexes) while there are any.
     for (uint32_t i = 0; i < k / 2; ++i) {
-        const auto p = pa.allocate(kAddrA, PortSpace::Tcp, always_taken);
+        const auto p = pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, always_taken);
         ASSERT_TRUE(p.has_value());
         ASSERT_EQ(part.index_of(*p) % 2, 1u) << "port " << *p;
         pa.acquire(kAddrA, PortSpace::Tcp, *p);
     }
-    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, always_taken), std::nullopt);
+    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, always_taken), std::nullopt);
     // Adding another address later does not disturb the first.
     pa.add_address(kAddrB, 1024, 65535);
     EXPECT_EQ(pa.partition_size(kAddrB), 16128u);
@@ -463,32 +505,32 @@ TEST(PortAllocatorAlloc, PortSpacesAndAddressesAreIndependent) {
     ASSERT_EQ(part.count, 64u);
     // Fill TCP on A completely.
     for (uint32_t i = 0; i < part.count; ++i) pa.acquire(kAddrA, PortSpace::Tcp, part.port_at(i));
-    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, always_taken), std::nullopt);
+    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, always_taken), std::nullopt);
     // UDP and ICMP on A, and TCP on B, are untouched: unused ports, without asking taken().
     for (const PortSpace space : {PortSpace::Udp, PortSpace::Icmp}) {
         EXPECT_EQ(pa.ports_in_use(kAddrA, space), 0u);
         EXPECT_EQ(pa.use_count(kAddrA, space, part.port_at(0)), 0u);
         std::set<uint16_t> got;
         for (uint32_t i = 0; i < part.count; ++i) {
-            const auto p = pa.allocate(kAddrA, space, always_taken);
+            const auto p = pa.allocate(kAddrA, space, no_pairs, always_taken);
             ASSERT_TRUE(p.has_value());
             ASSERT_TRUE(got.insert(*p).second);
             pa.acquire(kAddrA, space, *p);
         }
         EXPECT_EQ(pa.ports_in_use(kAddrA, space), 64u);
-        EXPECT_EQ(pa.allocate(kAddrA, space, always_taken), std::nullopt);
+        EXPECT_EQ(pa.allocate(kAddrA, space, no_pairs, always_taken), std::nullopt);
     }
     EXPECT_EQ(pa.ports_in_use(kAddrB, PortSpace::Tcp), 0u);
-    const auto pb = pa.allocate(kAddrB, PortSpace::Tcp, always_taken);
+    const auto pb = pa.allocate(kAddrB, PortSpace::Tcp, no_pairs, always_taken);
     ASSERT_TRUE(pb.has_value());
     EXPECT_TRUE(part.contains(*pb));
     // Releasing a UDP port does not free the TCP one.
     pa.release(kAddrA, PortSpace::Udp, part.port_at(5));
     EXPECT_EQ(pa.use_count(kAddrA, PortSpace::Tcp, part.port_at(5)), 1u);
-    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, always_taken), std::nullopt);
-    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Udp, always_taken),
+    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, no_pairs, always_taken), std::nullopt);
+    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Udp, no_pairs, always_taken),
               std::optional<uint16_t>(part.port_at(5)));
-    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Icmp, always_taken), std::nullopt);
+    EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Icmp, no_pairs, always_taken), std::nullopt);
 }
 
 // Endpoint-dependent mapping in the allocator's terms: with three remotes, a partition of k
@@ -508,7 +550,7 @@ TEST(PortAllocatorAlloc, SeveralRemotesShareEveryPortOncePerRemote) {
         // Remote with room left, chosen at random.
         uint32_t r = rng() % 3;
         while (held[r].size() == k) r = (r + 1) % 3;
-        const auto p = pa.allocate(kAddrA, PortSpace::Tcp,
+        const auto p = pa.allocate(kAddrA, PortSpace::Tcp, no_pairs,
                                    [&](uint16_t port) { return held[r].count(port) != 0; });
         ASSERT_TRUE(p.has_value()) << "session " << i;
         ASSERT_TRUE(part.contains(*p));
@@ -520,7 +562,7 @@ TEST(PortAllocatorAlloc, SeveralRemotesShareEveryPortOncePerRemote) {
     for (uint32_t i = 0; i < k; ++i)
         EXPECT_EQ(pa.use_count(kAddrA, PortSpace::Tcp, part.port_at(i)), 3u);
     for (int r = 0; r < 3; ++r)
-        EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp,
+        EXPECT_EQ(pa.allocate(kAddrA, PortSpace::Tcp, no_pairs,
                               [&](uint16_t port) { return held[r].count(port) != 0; }),
                   std::nullopt)
             << "remote " << r;

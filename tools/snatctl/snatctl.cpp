@@ -446,6 +446,10 @@ void print_pool(const Json& p, std::ostream& os) {
         const Json& m = p["max_sessions_per_host"];
         row("max_sessions_per_host", "max sessions/host", is_zero(m) ? "no limit" : cell(m));
     }
+    if (p.contains("max_embryonic_per_host")) {
+        const Json& m = p["max_embryonic_per_host"];
+        row("max_embryonic_per_host", "max handshakes/host", is_zero(m) ? "no limit" : cell(m));
+    }
     row("rules", "rules", cell(p.value("rules", Json::array())));
     for (const auto& [k, v] : p.items())
         if (!done.count(k)) t.add({k, cell(v)});
@@ -559,8 +563,10 @@ std::vector<Command> commands() {
             ("rule", po::value<std::vector<std::string>>()->value_name("PREFIX"),
              "inside source prefix translated with this pool (repeatable)")
             ("timeout", po::value<std::vector<std::string>>()->value_name("NAME=SEC"),
-             "NAME=SEC, NAME one of tcp_established tcp_transitory udp icmp quarantine linger (repeatable)")
-            ("max-sessions-per-host", po::value<int64_t>()->value_name("N"), "sessions per inside host, 0 = no limit");
+             "NAME=SEC, NAME one of tcp_established tcp_transitory tcp_syn_sent tcp_syn_recv udp icmp quarantine linger (repeatable)")
+            ("max-sessions-per-host", po::value<int64_t>()->value_name("N"), "sessions per inside host, 0 = no limit")
+            ("max-embryonic-per-host", po::value<int64_t>()->value_name("N"),
+             "TCP handshakes per inside host and worker (beyond: its oldest is recycled), 0 = no limit");
         c.options.add(o);
         c.own_help = text_of(o);
         c.positional.add("name", 1);
@@ -585,7 +591,9 @@ std::vector<Command> commands() {
             ("rule", po::value<std::vector<std::string>>()->value_name("PREFIX"),
              "the pool's rules become these prefixes (repeatable)")
             ("no-rules", "remove every rule of the pool")
-            ("max-sessions-per-host", po::value<int64_t>()->value_name("N"), "sessions per inside host, 0 = no limit");
+            ("max-sessions-per-host", po::value<int64_t>()->value_name("N"), "sessions per inside host, 0 = no limit")
+            ("max-embryonic-per-host", po::value<int64_t>()->value_name("N"),
+             "TCP handshakes per inside host and worker (beyond: its oldest is recycled), 0 = no limit");
         c.options.add(o);
         c.own_help = text_of(o);
         c.positional.add("name", 1);
@@ -602,7 +610,7 @@ std::vector<Command> commands() {
     }
     {
         Command& c = add("timeouts set", "POOL NAME=SEC...",
-                         "set timeouts of a pool (seconds): tcp_established tcp_transitory udp icmp linger "
+                         "set timeouts of a pool (seconds): tcp_established tcp_transitory tcp_syn_sent tcp_syn_recv udp icmp linger "
                          "(1..604800), quarantine (0..604800)");
         po::options_description o("timeouts set arguments");
         o.add_options()("pool", po::value<std::string>()->value_name("NAME"), "pool name")
@@ -744,6 +752,7 @@ Json build_args(const std::string& words, const po::variables_map& vm) {
         if (auto v = opt_string(vm, "policy")) args["policy"] = *v;
         if (vm.count("timeout")) args["timeouts"] = timeouts_of(vm["timeout"].as<std::vector<std::string>>());
         if (vm.count("max-sessions-per-host")) args["max_sessions_per_host"] = vm["max-sessions-per-host"].as<int64_t>();
+        if (vm.count("max-embryonic-per-host")) args["max_embryonic_per_host"] = vm["max-embryonic-per-host"].as<int64_t>();
         if (vm.count("rule")) args["rules"] = vm["rule"].as<std::vector<std::string>>();
     } else if (words == "pool del") {
         const auto name = opt_string(vm, "name");
@@ -757,6 +766,7 @@ Json build_args(const std::string& words, const po::variables_map& vm) {
         if (auto v = opt_string(vm, "del")) args["del_addresses"] = *v;
         if (auto v = opt_string(vm, "ports")) args["ports"] = *v;
         if (vm.count("max-sessions-per-host")) args["max_sessions_per_host"] = vm["max-sessions-per-host"].as<int64_t>();
+        if (vm.count("max-embryonic-per-host")) args["max_embryonic_per_host"] = vm["max-embryonic-per-host"].as<int64_t>();
         if (vm.count("rule") && vm.count("no-rules")) throw UsageError("--rule and --no-rules exclude each other");
         if (vm.count("rule")) args["rules"] = vm["rule"].as<std::vector<std::string>>();
         if (vm.count("no-rules")) args["rules"] = Json::array();
