@@ -101,9 +101,13 @@ void advance_state(Session& s, int dir, const TcpSegment& seg) {
             break;
         }
         case TcpState::LastAck: {
+            // TIME_WAIT once the first closer acknowledges the other's FIN: a retransmission of
+            // its own FIN (a simultaneous close) does not, and until that ACK reaches the remote
+            // the remote is not in TIME_WAIT and would not take a new SYN on the pair.
             const bool from_closer =
                 (dir == kOrig) == ((s.flags & session_flag::kInsideClosedFirst) != 0);
-            if (from_closer && ack) set_state(s, TcpState::TimeWait);
+            if (from_closer && ack && !before(seg.ack, s.td_end[dir ^ 1]))
+                set_state(s, TcpState::TimeWait);
             break;
         }
         default:

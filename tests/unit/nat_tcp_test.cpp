@@ -1215,6 +1215,24 @@ TEST_P(NatTcpWhoHoldsTimeWait, PairHeldOnlyWhereTheRemoteMayHoldIt) {
     EXPECT_TRUE(no_tcp_sessions(h));
 }
 
+// Simultaneous close: the inside's FIN retransmitted after the remote's crossed it does not
+// acknowledge the remote's FIN, so the connection is not in TIME_WAIT yet (the remote is still
+// in CLOSING and would not take a new SYN on the pair); the real ACK is.
+TEST_P(NatTcpLifecycle, SimultaneousCloseWaitsForTheAckOfTheRemoteFin) {
+    NatHarness h({lab_pool(GetParam())});
+    uint32_t now = 1000;
+    TcpConn c(h, now);
+    ASSERT_NO_FATAL_FAILURE(c.establish());
+    ASSERT_NO_FATAL_FAILURE(c.fin_out());
+    ASSERT_NO_FATAL_FAILURE(c.pass_in(TCP_FIN | TCP_ACK, c.s_next, c.c_next - 1));
+    EXPECT_TRUE(only_state(h, TcpState::LastAck));
+    ASSERT_NO_FATAL_FAILURE(c.pass_out(TCP_FIN | TCP_ACK, c.c_next - 1, c.s_next));
+    EXPECT_TRUE(only_state(h, TcpState::LastAck));
+    ++c.s_next;
+    ASSERT_NO_FATAL_FAILURE(c.ack_out());
+    EXPECT_TRUE(only_state(h, TcpState::TimeWait));
+}
+
 // A FIN while the handshake is still in SYN_RECV: the remote closed first.
 TEST_P(NatTcpLifecycle, RemoteFinInSynRecvHoldsThePair) {
     NatHarness h({lab_pool(GetParam())});
