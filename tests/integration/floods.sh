@@ -2,13 +2,13 @@
 # Floods and exhaustion (issue 6, item 4). Every flood is bounded in count and time and goes
 # to lab addresses only.
 #  (a) SYN flood from one inside host. The lab runs with pool.lab.max_sessions_per_host = CAP
-#      (SNL_FLOOD_CAP, 500), tcp_transitory = 5 s, quarantine = 5 s. h1 sends SNL_FLOOD_SYNS
+#      (SNL_FLOOD_CAP, 500), tcp_transitory, tcp_syn_sent, tcp_syn_recv = 5 s, quarantine = 5 s. h1 sends SNL_FLOOD_SYNS
 #      (4000) SYNs from distinct ports to 198.19.0.2:80 at up to 5000/s (h1 drops the SYN/ACKs
 #      that come back, so its kernel sends no RST and the sessions stay embryonic, as with a
 #      spoofing attacker's). While it runs, h2-h4 run race_client (connects to :7000).
 #        - h1 never holds more than CAP sessions; every other SYN is counted (host_session_limit)
 #        - the other hosts' connects all succeed, none slow (>= 1 s)
-#        - the embryonic sessions expire after tcp_transitory and are freed at once (an
+#        - the embryonic sessions expire after tcp_syn_recv and are freed at once (an
 #          unanswered handshake gets no quarantine),
 #          and then h1 connects again
 #  (b) Unsolicited packets at the pool from the outside: SNL_FLOOD_OUT (20000) packets from the
@@ -213,6 +213,7 @@ drop_flood_replies() { in_ns h1 iptables -I INPUT -p tcp --dport 30000:39999 -j 
 # The lab of (a) and (b): a per-host cap, short embryonic timeout and quarantine.
 lab_capped() {
     lab_ensure --config-extra "pool.lab.max_sessions_per_host=$cap" --config-extra pool.lab.tcp_transitory=5 \
+        --config-extra pool.lab.tcp_syn_sent=5 --config-extra pool.lab.tcp_syn_recv=5 \
         --config-extra pool.lab.quarantine=5
     [ "$(lab_mode)" = snatgw ] || skip "the counters checked are snatgw's"
     [ -x "$ctl" ] || { fail "snatctl is not built ($ctl)"; finish; }
@@ -259,7 +260,7 @@ part_a() {
     done
     check "the other hosts kept connecting during the flood: $ok_all connects, $failed_all failed, $slow_all slow (>= 1 s)" \
         [ "$ok_all" -gt 0 -a "$failed_all" = 0 -a "$slow_all" = 0 ]
-    # Embryonic sessions: expired after tcp_transitory (5 s) and freed at once (no quarantine).
+    # Embryonic sessions: expired after tcp_syn_recv (5 s) and freed at once (no quarantine).
     t0=$(date +%s)
     for ((n = 0; n < 40; n++)); do
         embryonic=$(( $(sessions_of "$H1" syn_sent) + $(sessions_of "$H1" syn_recv) ))

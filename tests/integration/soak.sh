@@ -26,7 +26,8 @@
 # A longer run: SNL_SOAK_SECONDS=1800 tests/integration/soak.sh (docs/operations.md, "Soak").
 source "$(dirname "$0")/lib.sh"
 lab_ensure --config-extra pool.lab.udp=10 --config-extra pool.lab.icmp=5 \
-    --config-extra pool.lab.tcp_transitory=10 --config-extra pool.lab.quarantine=10
+    --config-extra pool.lab.tcp_transitory=10 --config-extra pool.lab.tcp_syn_sent=10 \
+    --config-extra pool.lab.tcp_syn_recv=10 --config-extra pool.lab.quarantine=10
 [ "$(lab_mode)" = snatgw ] || skip "the memory and counters checked are snatgw's"
 
 seconds="${SNL_SOAK_SECONDS:-120}"
