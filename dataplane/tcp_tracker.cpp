@@ -117,6 +117,28 @@ void advance_state(Session& s, int dir, const TcpSegment& seg) {
 
 }  // namespace
 
+namespace {
+
+// Calls f(kind, len, option) for each well-formed option of a TCP header; every read is
+// bounded by the data offset (validated by the parser).
+template <typename F>
+void for_each_tcp_option(const uint8_t* th, F&& f) {
+    const uint32_t doff = (th[l4_off::kTcpDataOff] >> 4) * 4u;
+    uint32_t i = kTcpMinHeader;
+    while (i < doff) {
+        const uint8_t kind = th[i];
+        if (kind == 0) break;              // end of options
+        if (kind == 1) { ++i; continue; }  // NOP
+        if (i + 1 >= doff) break;
+        const uint8_t len = th[i + 1];
+        if (len < 2 || i + len > doff) break;
+        if (!f(kind, len, th + i)) break;
+        i += len;
+    }
+}
+
+}  // namespace
+
 TcpSegment read_tcp_segment(const PacketView& v) {
     const uint8_t* th = v.l4();
     TcpSegment seg;
@@ -127,44 +149,29 @@ TcpSegment read_tcp_segment(const PacketView& v) {
     const uint32_t doff = (th[l4_off::kTcpDataOff] >> 4) * 4u;  // validated by the parser
     seg.payload_len = v.l4_len - doff;
     if (seg.flags & kTcpSyn) {
-        // Walk the options for window scale (kind 3, length 3). Every read is bounded by doff.
-        uint32_t i = kTcpMinHeader;
-        while (i < doff) {
-            const uint8_t kind = th[i];
-            if (kind == 0) break;        // end of options
-            if (kind == 1) { ++i; continue; }  // NOP
-            if (i + 1 >= doff) break;
-            const uint8_t len = th[i + 1];
-            if (len < 2 || i + len > doff) break;
-            if (kind == 3 && len == 3) seg.wscale = static_cast<int8_t>(th[i + 2] & 0x7f);
+        // Window scale (kind 3, length 3) and timestamps (kind 8, length 10).
+        for_each_tcp_option(th, [&](uint8_t kind, uint8_t len, const uint8_t* opt) {
+            if (kind == 3 && len == 3) seg.wscale = static_cast<int8_t>(opt[2] & 0x7f);
             if (kind == 8 && len == 10) {
                 seg.has_ts = true;
-                seg.tsval = load_be32(th + i + 2);
+                seg.tsval = load_be32(opt + 2);
             }
-            i += len;
-        }
+            return true;
+        });
     }
     return seg;
 }
 
 bool read_tcp_tsval(const PacketView& v, uint32_t& tsval) {
-    const uint8_t* th = v.l4();
-    const uint32_t doff = (th[l4_off::kTcpDataOff] >> 4) * 4u;  // validated by the parser
-    uint32_t i = kTcpMinHeader;
-    while (i < doff) {
-        const uint8_t kind = th[i];
-        if (kind == 0) break;
-        if (kind == 1) { ++i; continue; }
-        if (i + 1 >= doff) break;
-        const uint8_t len = th[i + 1];
-        if (len < 2 || i + len > doff) break;
+    bool found = false;
+    for_each_tcp_option(v.l4(), [&](uint8_t kind, uint8_t len, const uint8_t* opt) {
         if (kind == 8 && len == 10) {
-            tsval = load_be32(th + i + 2);
-            return true;
+            tsval = load_be32(opt + 2);
+            found = true;
         }
-        i += len;
-    }
-    return false;
+        return !found;
+    });
+    return found;
 }
 
 bool tcp_flags_valid(uint8_t flags) {
