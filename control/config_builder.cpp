@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "expiry_lists.h"  // kMaxPools
+#include "port_state.h"
 
 namespace snatgw {
 
@@ -119,6 +120,20 @@ Policy parse_policy(std::string_view text) {
     if (t == "strict") return Policy::Strict;
     if (t == "retrans-ok") return Policy::RetransOk;
     throw ConfigError("policy '" + std::string(t) + "' is not one of liberal, strict, retrans-ok");
+}
+
+void check_port_state_budget(const NatConfig& c, uint32_t limit_mb) {
+    std::size_t addresses = 0;
+    for (const Pool& p : c.pools) addresses += p.addresses.size() + p.draining.size();
+    const std::size_t need = PortStateStore::bytes_for(c);
+    const std::size_t limit = std::size_t{limit_mb} << 20;
+    if (need <= limit) return;
+    const std::size_t per = PortStateStore::bytes_per_address(c.workers);
+    throw ConfigError("dataplane.port_state_mb: the pools' " + std::to_string(addresses) +
+                      " addresses (draining ones included) need " + std::to_string((need + (1 << 20) - 1) >> 20) +
+                      " MiB of port state (" + std::to_string(per / 1024) + " KiB each), more than the " +
+                      std::to_string(limit_mb) + " MiB of dataplane.port_state_mb (at most " +
+                      std::to_string(limit / per) + " addresses): use fewer addresses or raise the limit");
 }
 
 NatConfig build_nat_config(uint16_t workers, const std::vector<PoolSpec>& pools,

@@ -45,6 +45,10 @@ struct RuleSpec {
 NatConfig build_nat_config(uint16_t workers, const std::vector<PoolSpec>& pools,
                            const std::vector<RuleSpec>& rules);
 
+// Throws ConfigError naming dataplane.port_state_mb when the snapshot's addresses (the pools'
+// and those draining) need more port state than `limit_mb` MiB (port_state.h).
+void check_port_state_budget(const NatConfig& c, uint32_t limit_mb);
+
 // Parsers shared with the config file and the control API. Host byte order.
 uint32_t parse_ipv4(std::string_view text);
 std::pair<uint32_t, uint8_t> parse_prefix(std::string_view text);

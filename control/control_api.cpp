@@ -52,8 +52,7 @@ ControlApi::ControlApi(ControlApiDeps deps) : d_(std::move(deps)) {}
 
 bool ControlApi::address_in_use(uint32_t addr_net) const {
     for (const NatWorker* e : d_.engines)
-        for (PortSpace sp : kSpaces)
-            if (e->ports().ports_in_use(addr_net, sp) != 0) return true;
+        if (e->ports().sessions_on(addr_net) != 0) return true;
     return false;
 }
 

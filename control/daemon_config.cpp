@@ -190,6 +190,8 @@ struct Descriptions {
         add("dataplane.burst", "N", n(d.burst), "packets per RX/TX burst (1..64)");
         add("dataplane.sessions", "N", n(d.sessions), "session table capacity per worker (>= 64)");
         add("dataplane.hosts", "N", n(d.hosts), "inside hosts tracked per worker (>= 1)");
+        add("dataplane.port_state_mb", "MIB", n(d.port_state_mb),
+            "memory for the pool addresses' port state, 24 KiB per address (16..1048576): pools needing more are refused");
         add("dataplane.idle_polls", "N", n(d.idle_polls), "empty polls in a row before a worker sleeps");
         add("dataplane.idle_sleep_us", "US", n(d.idle_sleep_us), "longest idle sleep in microseconds (0 = busy poll, max 100000)");
         add("dataplane.steering", "WORD", d.steering, "auto | rss | flow | software (auto: the best the ports support)");
@@ -409,6 +411,7 @@ DaemonConfig convert(const Origins& o, const po::variables_map& vm, const PoolTe
     num("dataplane.burst", c.burst, 1, 64);
     num("dataplane.sessions", c.sessions, 64, UINT32_MAX);
     num("dataplane.hosts", c.hosts, 1, UINT32_MAX);
+    num("dataplane.port_state_mb", c.port_state_mb, 16, 1048576);
     num("dataplane.idle_polls", c.idle_polls, 0, UINT32_MAX);
     num("dataplane.idle_sleep_us", c.idle_sleep_us, 0, 100000);
     c.steering = text(o, vm, "dataplane.steering");
@@ -481,6 +484,7 @@ DaemonConfig convert(const Origins& o, const po::variables_map& vm, const PoolTe
     }
     try {
         c.nat = build_nat_config(c.workers, c.pools, c.rules);
+        check_port_state_budget(c.nat, c.port_state_mb);
     } catch (const ConfigError& e) {
         throw ConfigError(o.file + ": [nat]: " + e.what());
     }
@@ -702,6 +706,7 @@ std::string render_config_file(const DaemonConfig& c) {
       << "burst = " << c.burst << "\n"
       << "sessions = " << c.sessions << "\n"
       << "hosts = " << c.hosts << "\n"
+      << "port_state_mb = " << c.port_state_mb << "\n"
       << "idle_polls = " << c.idle_polls << "\n"
       << "idle_sleep_us = " << c.idle_sleep_us << "\n"
       << "steering = " << c.steering << "\n"

@@ -50,6 +50,10 @@ struct DaemonConfig {
     uint16_t burst = 32;                  // 1..64
     uint32_t sessions = 262143;           // session table capacity per worker (>= 64)
     uint32_t hosts = 16384;               // inside hosts per worker
+    // Memory for the public ports' state of every pool address (24 KiB per address, whatever the
+    // worker count: a /16 pool is 1536 MiB). A configuration or live change needing more is
+    // refused (check_port_state_budget).
+    uint32_t port_state_mb = 2048;
     uint32_t idle_polls = 64;             // empty polls before a worker sleeps
     uint32_t idle_sleep_us = 0;           // 0 = busy poll; else sleep up to this long (max 100000)
     std::string steering = "auto";        // auto | rss | flow | software  (auto: best the ports support)

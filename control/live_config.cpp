@@ -5,14 +5,67 @@
 #include <rte_rcu_qsbr.h>
 
 #include <algorithm>
+#include <fstream>
+#include <new>
+#include <string>
 
 #include "expiry_lists.h"  // kMaxPools
 
 namespace snatgw {
 
+namespace {
+
+// MemAvailable of /proc/meminfo in bytes; 0 when it cannot be read (then only the configured
+// limit applies).
+std::size_t memory_available() {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    std::size_t kib = 0;
+    std::string unit;
+    while (in >> key >> kib >> unit)
+        if (key == "MemAvailable:") return kib * 1024;
+    return 0;
+}
+
+std::size_t addresses_of(const NatConfig& c) {
+    std::size_t n = 0;
+    for (const Pool& p : c.pools) n += p.addresses.size() + p.draining.size();
+    return n;
+}
+
+}  // namespace
+
 LiveConfig::LiveConfig(DaemonConfig& config)
-    : config_(config), current_(std::make_unique<NatConfig>(config.nat)) {
+    : config_(config),
+      port_state_(config.workers),
+      current_(std::make_unique<NatConfig>(config.nat)) {
+    attach_port_state(*current_, nullptr);
+    config_.nat = *current_;
     published_.store(current_.get(), std::memory_order_release);
+}
+
+void LiveConfig::attach_port_state(NatConfig& next, const NatConfig* current) {
+    check_port_state_budget(next, config_.port_state_mb);
+    // New addresses get fresh state: refuse what the machine cannot hold now (a live change must
+    // never push the gateway into swapping or the OOM killer), with room to spare.
+    const std::size_t before = current != nullptr ? addresses_of(*current) : 0;
+    const std::size_t after = addresses_of(next);
+    const std::size_t grow =
+        after > before ? (after - before) * PortStateStore::bytes_per_address(next.workers) : 0;
+    const std::size_t avail = memory_available();
+    if (grow > 0 && avail != 0 && grow > avail / 2)
+        throw ConfigError("the port state of " + std::to_string(after - before) +
+                          " new addresses needs " + std::to_string(grow >> 20) +
+                          " MiB, more than half of the " + std::to_string(avail >> 20) +
+                          " MiB this machine has available (dataplane.port_state_mb allows " +
+                          std::to_string(config_.port_state_mb) + " MiB)");
+    try {
+        port_state_.attach(next);
+    } catch (const std::bad_alloc&) {
+        throw ConfigError("out of memory building the port state of " + std::to_string(after) +
+                          " addresses (dataplane.port_state_mb: " +
+                          std::to_string(config_.port_state_mb) + " MiB)");
+    }
 }
 
 LiveConfig::~LiveConfig() = default;
@@ -50,6 +103,7 @@ void LiveConfig::apply(const Change& change) {
                               " pools, counting deleted pools whose sessions are still draining");
     }
     auto next = std::make_unique<NatConfig>(build_nat_config(config_.workers, pools, rules));
+    attach_port_state(*next, current_.get());
 
     published_.store(next.get(), std::memory_order_release);
     // A worker adopts the published snapshot at the top of a loop pass and reports a quiescent

@@ -19,6 +19,7 @@
 #include "config_builder.h"
 #include "daemon_config.h"
 #include "nat_config.h"
+#include "port_state.h"
 
 struct rte_rcu_qsbr;
 
@@ -43,15 +44,18 @@ public:
     const std::vector<RuleSpec>& rules() const { return config_.rules; }
 
     using Change = std::function<void(std::vector<PoolSpec>& pools, std::vector<RuleSpec>& rules)>;
-    // Applies `change` (which may throw ConfigError) to copies, validates, publishes, waits
-    // for the grace period, frees the old snapshot, and keeps the new specs in the config.
+    // Applies `change` (which may throw ConfigError) to copies, validates, builds the port
+    // state of new addresses (here, on the calling thread: never on a worker), publishes, waits
+    // for the grace period, frees the old snapshot, and keeps the new specs in the config. A
+    // change whose port state exceeds dataplane.port_state_mb or the memory the machine has
+    // available is refused with a ConfigError, and nothing changes.
     void apply(const Change& change);
 
     // Index of the live (not retired) pool with this name, or -1.
     int find_pool(const std::string& name) const;
 
-    // Predicate the owner of the tables answers: does any worker still hold a port of `addr`
-    // (network order)? Used to forget drained addresses and reuse retired pool slots.
+    // Predicate the owner of the tables answers: does any session still use `addr` (network
+    // order) on any worker? Used to forget drained addresses and reuse retired pool slots.
     using AddressInUse = std::function<bool(uint32_t addr_net)>;
     void set_address_in_use(AddressInUse f) { in_use_ = std::move(f); }
     // Called after each published change (e.g. to answer ARP for new pool addresses).
@@ -60,7 +64,11 @@ public:
 private:
     void prune(std::vector<PoolSpec>& pools) const;
 
+    // Builds the snapshot's port state; ConfigError when it does not fit.
+    void attach_port_state(NatConfig& next, const NatConfig* current);
+
     DaemonConfig& config_;
+    PortStateStore port_state_;
     std::unique_ptr<NatConfig> current_;
     std::atomic<const NatConfig*> published_{nullptr};
     rte_rcu_qsbr* rcu_ = nullptr;

@@ -6,10 +6,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace snatgw {
+
+class PortIndex;
 
 // How a TCP segment outside the tracked window is treated (per pool).
 enum class Policy : uint8_t {
@@ -67,6 +70,11 @@ struct NatConfig {
     uint16_t workers = 1;          // port partitions: owner(port) = port % workers
     std::vector<Pool> pools;
     std::vector<Rule> rules;       // sorted longest prefix first (config_builder does it)
+    // The public ports' state of every address, one index per worker, built on the control
+    // thread (PortStateStore::attach, port_state.h) so a worker adopts a snapshot with a pointer
+    // swap. Unlike the rest of the snapshot, the states it points to are written by their
+    // worker. Empty in a snapshot built without a daemon: the engine then builds its own.
+    std::vector<std::shared_ptr<const PortIndex>> port_state;
 
     // Longest-prefix match over the rules; nullptr when no rule covers src.
     const Pool* pool_for_source(uint32_t src) const {

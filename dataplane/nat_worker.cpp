@@ -73,12 +73,17 @@ NatWorker::NatWorker(const NatConfig* config, const WorkerParams& params)
 }
 
 void NatWorker::set_config(const NatConfig* config) {
-    // Control path (a new snapshot, between bursts). Every address this worker knows stops
-    // giving ports unless the snapshot still lists it: removed addresses drain (invariant I6).
+    // Between bursts. The snapshot's index says which addresses give ports, which drain
+    // (invariant I6) and in what range.
     config_ = config;
-    ports_.set_all_draining();
-    for (const Pool& pool : config->pools)
-        for (uint32_t a : pool.addresses) ports_.add_address(htonl(a), pool.port_min, pool.port_max);
+    const uint16_t w = params_.worker_id;
+    if (w < config->port_state.size() && config->port_state[w] != nullptr) {
+        ports_.adopt(config->port_state[w].get());
+        return;
+    }
+    if (!local_ports_) local_ports_ = std::make_unique<PortStateStore>(config->workers);
+    local_index_ = local_ports_->build(*config, w);
+    ports_.adopt(local_index_.get());
 }
 
 void NatWorker::drop(FrameResult& r, DropReason why) {
@@ -502,7 +507,7 @@ int32_t NatWorker::create_session(const FlowKey& in, const Pool& pool, const Tcp
                                        : TimeoutClass::Icmp;
     s.last_seen_ms = now_ms;
     lru_.append(static_cast<uint32_t>(id));
-    ports_.acquire(addr, space, *port);
+    if (ports_.acquire(addr, space, *port)) s.flags |= session_flag::kOwnsPort;
     ++host->sessions;
     host->public_addr = addr;
     host->pool_id = pool.id;
@@ -709,7 +714,8 @@ bool NatWorker::make_room(uint32_t now_ms) {
 void NatWorker::free_session(uint32_t idx, DeleteReason why, uint32_t now_ms) {
     Session& s = sessions_.at(idx);
     if (events_ != nullptr) events_->deleted(s, why, now_ms);
-    ports_.release(s.outside_addr, space_of(s.proto), ntohs(s.outside_port));
+    ports_.release(s.outside_addr, space_of(s.proto), ntohs(s.outside_port),
+                   (s.flags & session_flag::kOwnsPort) != 0);
     pairs_.remove(SessionTable::outside_key(s));
     if (HostEntry* host = hosts_.find(s.inside_addr)) {
         if (s.proto == kProtoTcp && is_embryonic(s.tclass)) count_embryonic(s.inside_addr, host, -1);

@@ -114,7 +114,10 @@ public:
     // Also ends fragmented datagrams past their timeout (not counted in the return value).
     uint32_t expire(uint32_t now_ms, uint32_t budget);
 
-    // A new configuration snapshot (pools are added to the port allocator).
+    // A new configuration snapshot. The port state comes with it (NatConfig::port_state, built
+    // on the control thread): adopting it is a pointer swap, no allocation. A snapshot built
+    // without a daemon (tests, benchmarks) has none: the engine then builds its own here, on
+    // the calling thread (local_ports_).
     void set_config(const NatConfig* config);
 
     // Operator requests, run by the owning worker between bursts (control path: a scan of the
@@ -205,6 +208,9 @@ private:
     SessionTable sessions_;
     HostTable hosts_;
     PortAllocator ports_;
+    // Port state for snapshots that carry none (see set_config); unused in the daemon.
+    std::unique_ptr<PortStateStore> local_ports_;
+    std::shared_ptr<const PortIndex> local_index_;
     PairCounts pairs_;
     ExpiryLists lru_;
     // Per session index: the newest TCP TSval the inside sent on the pair (valid with

@@ -57,6 +57,9 @@ inline constexpr uint8_t kRemoteFin = 0x20;          // the remote sent a FIN
 // The inside's segments carry TCP timestamps: NatWorker keeps the newest TSval it sent on the
 // pair (what the remote's TIME_WAIT compares a new SYN against, RFC 6191).
 inline constexpr uint8_t kInsideTimestamps = 0x40;
+// The session owns its public port (it took it while no session did): PortAllocator clears the
+// port's bit when this session ends. Sessions sharing the port toward other remotes do not.
+inline constexpr uint8_t kOwnsPort = 0x80;
 }  // namespace session_flag
 
 namespace tcp_dir_flag {

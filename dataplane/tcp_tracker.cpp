@@ -192,7 +192,7 @@ bool tcp_flags_valid(uint8_t flags) {
 
 void tcp_open(Session& s, const TcpSegment& syn) {
     s.state = TcpState::SynSent;
-    s.flags &= session_flag::kInUse;
+    s.flags &= session_flag::kInUse | session_flag::kOwnsPort;  // the session, not the connection
     s.td_end[kReply] = s.td_maxend[kReply] = s.td_maxwin[kReply] = 0;
     s.td_scale[kReply] = 0;
     s.td_flags[kReply] = 0;

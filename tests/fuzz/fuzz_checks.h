@@ -203,7 +203,8 @@ inline void check_worker(const NatWorker& w, const NatConfig& cfg, const EngineS
                static_cast<unsigned long long>(gauges), st.size());
 
     uint32_t live = 0;
-    std::map<std::tuple<uint32_t, int, uint16_t>, uint32_t> port_users;
+    std::map<std::tuple<uint32_t, int, uint16_t>, uint32_t> port_owners;
+    std::map<std::pair<uint32_t, int>, uint32_t> sharers;
     std::map<uint32_t, std::pair<uint32_t, uint32_t>> host_sessions;  // -> (count, public addr)
     for (uint32_t i = 0; i < st.capacity(); ++i) {
         const Session& s = st.at(i);
@@ -227,7 +228,10 @@ inline void check_worker(const NatWorker& w, const NatConfig& cfg, const EngineS
         FUZZ_CHECK(cfg.pool_for_source(ntohl(s.inside_addr)) == &pool,
                    "session %u: inside %s does not map to pool %s", i,
                    test::ip_str(ntohl(s.inside_addr)).c_str(), pool.name.c_str());
-        ++port_users[{s.outside_addr, static_cast<int>(space_of_proto(s.proto)), port}];
+        if (s.flags & session_flag::kOwnsPort)
+            ++port_owners[{s.outside_addr, static_cast<int>(space_of_proto(s.proto)), port}];
+        else
+            ++sharers[{s.outside_addr, static_cast<int>(space_of_proto(s.proto))}];
         auto& h = host_sessions[s.inside_addr];
         ++h.first;
         if (h.first == 1) h.second = s.outside_addr;
@@ -235,11 +239,27 @@ inline void check_worker(const NatWorker& w, const NatConfig& cfg, const EngineS
                    test::ip_str(ntohl(s.inside_addr)).c_str());
     }
     FUZZ_CHECK(live == st.size(), "%u sessions in use, the table says %u", live, st.size());
-    for (const auto& [k, n] : port_users) {
+    // A port has at most one owning session, and the allocator marks exactly those; the other
+    // sessions are the address's sharers.
+    std::map<std::pair<uint32_t, int>, uint32_t> owned_ports;
+    for (const auto& [k, n] : port_owners) {
         const auto& [addr, space, port] = k;
-        const uint32_t used = w.ports().use_count(addr, static_cast<PortSpace>(space), port);
-        FUZZ_CHECK(used == n, "port %s:%u (space %d) has %u sessions, the allocator counts %u",
-                   test::ip_str(ntohl(addr)).c_str(), port, space, n, used);
+        FUZZ_CHECK(n == 1, "port %s:%u (space %d) has %u owning sessions",
+                   test::ip_str(ntohl(addr)).c_str(), port, space, n);
+        FUZZ_CHECK(w.ports().owned(addr, static_cast<PortSpace>(space), port),
+                   "port %s:%u (space %d) has an owning session, the allocator says unowned",
+                   test::ip_str(ntohl(addr)).c_str(), port, space);
+        ++owned_ports[{addr, space}];
+    }
+    for (const auto& [k, n] : owned_ports) {
+        const uint32_t counted = w.ports().ports_in_use(k.first, static_cast<PortSpace>(k.second));
+        FUZZ_CHECK(counted == n, "address %s (space %d): %u owned ports, the allocator counts %u",
+                   test::ip_str(ntohl(k.first)).c_str(), k.second, n, counted);
+    }
+    for (const auto& [k, n] : sharers) {
+        const uint32_t counted = w.ports().sharers(k.first, static_cast<PortSpace>(k.second));
+        FUZZ_CHECK(counted == n, "address %s (space %d): %u sharing sessions, the allocator counts %u",
+                   test::ip_str(ntohl(k.first)).c_str(), k.second, n, counted);
     }
     FUZZ_CHECK(w.hosts().size() == host_sessions.size(), "host table holds %u hosts, sessions have %zu",
                w.hosts().size(), host_sessions.size());

@@ -199,6 +199,91 @@ TEST(LiveConfig, InvalidChangeLeavesEverythingUnchanged) {
     EXPECT_EQ(live.current().pools[1].port_max, 5001);
 }
 
+// The port state of a snapshot is built by LiveConfig (the control thread), one index per
+// worker; a worker adopts it by pointer, and an address keeps its state across changes.
+TEST(LiveConfig, PortStateIsBuiltOnTheControlThreadAndAdoptedByPointer) {
+    DaemonConfig cfg = daemon_config(2, {pool_spec("lab", "198.19.0.10")}, {{"198.18.0.0/24", "lab"}});
+    LiveConfig live(cfg);
+    ASSERT_EQ(live.current().port_state.size(), 2u);
+    const PortEntry* lab0 = live.current().port_state[0]->find(htonl(ip("198.19.0.10")));
+    ASSERT_NE(lab0, nullptr);
+    AddressPorts* lab_state = lab0->ports;
+
+    // A /20 pool added live: 4,096 addresses' state, built here, for both workers.
+    live.apply([](std::vector<PoolSpec>& pools, std::vector<RuleSpec>& rules) {
+        pools.push_back(pool_spec("big", "198.18.192.0/20"));
+        rules.push_back({"198.18.1.0/24", "big"});
+    });
+    const NatConfig& now = live.current();
+    ASSERT_EQ(now.port_state.size(), 2u);
+    for (uint16_t w = 0; w < 2; ++w) {
+        EXPECT_EQ(now.port_state[w]->size(), 4097u) << "worker " << w;
+        const PortEntry* e = now.port_state[w]->find(htonl(ip("198.18.207.255")));
+        ASSERT_NE(e, nullptr);
+        EXPECT_FALSE(e->draining);
+        EXPECT_EQ(e->hi - e->lo, 64512u / 2);
+    }
+    // The existing address kept its state (its sessions keep their ports).
+    EXPECT_EQ(now.port_state[0]->find(htonl(ip("198.19.0.10")))->ports, lab_state);
+
+    // A worker adopting the snapshot uses exactly that index: nothing is built on its thread.
+    WorkerParams wp;
+    wp.worker_id = 1;
+    wp.session_capacity = 1024;
+    wp.host_capacity = 64;
+    wp.table_prefix = "pstate_";
+    NatWorker worker(&now, wp);
+    EXPECT_EQ(worker.ports().index(), now.port_state[1].get());
+    EXPECT_EQ(worker.ports().partition_size(htonl(ip("198.18.200.1"))), 64512u / 2);
+
+    // Removing the pool: its addresses leave the next snapshots (no session used them).
+    live.set_address_in_use([](uint32_t) { return false; });
+    live.apply([](std::vector<PoolSpec>& pools, std::vector<RuleSpec>& rules) {
+        pools[1].retired = true;
+        for (uint32_t a : parse_address_list(pools[1].addresses)) pools[1].draining.push_back(a);
+        pools[1].addresses.clear();
+        std::erase_if(rules, [](const RuleSpec& r) { return r.pool == "big"; });
+    });
+    EXPECT_EQ(live.current().port_state[0]->size(), 1u);
+    worker.set_config(&live.current());
+    EXPECT_EQ(worker.ports().index(), live.current().port_state[1].get());
+    EXPECT_FALSE(worker.ports().has_address(htonl(ip("198.18.200.1"))));
+}
+
+// A pool whose port state would exceed dataplane.port_state_mb is refused with a message naming
+// the option, and nothing changes; from the config file alike.
+TEST(LiveConfig, PortStateBeyondTheBudgetIsRefusedAndChangesNothing) {
+    DaemonConfig cfg = daemon_config(1, {pool_spec("lab", "198.19.0.10")}, {{"198.18.0.0/24", "lab"}});
+    cfg.port_state_mb = 64;  // about 2,700 addresses
+    LiveConfig live(cfg);
+    const NatConfig* before = &live.current();
+    const std::string pools_before = describe(live.pools());
+    try {
+        live.apply([](std::vector<PoolSpec>& pools, std::vector<RuleSpec>&) {
+            pools.push_back(pool_spec("huge", "198.18.192.0/20"));
+        });
+        FAIL() << "a 4,096-address pool fitted in 64 MiB";
+    } catch (const ConfigError& e) {
+        EXPECT_NE(std::string(e.what()).find("dataplane.port_state_mb"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("4097 addresses"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(&live.current(), before);
+    EXPECT_EQ(describe(live.pools()), pools_before);
+    EXPECT_EQ(live.current().port_state[0]->size(), 1u);
+    // What fits still applies.
+    live.apply([](std::vector<PoolSpec>& pools, std::vector<RuleSpec>&) {
+        pools.push_back(pool_spec("fits", "198.18.192.0/22"));
+    });
+    EXPECT_EQ(live.current().port_state[0]->size(), 1025u);
+
+    // The default budget holds a /16 (65,536 addresses at 24 KiB) and refuses a /15.
+    NatConfig c16 = build_nat_config(4, {pool_spec("p", "198.18.0.0/16")}, {});
+    EXPECT_NO_THROW(check_port_state_budget(c16, DaemonConfig{}.port_state_mb));
+    EXPECT_LE(PortStateStore::bytes_per_address(4), 25u * 1024);
+    NatConfig c15 = build_nat_config(1, {pool_spec("p", "198.18.0.0/16"), pool_spec("q", "198.19.0.0/16")}, {});
+    EXPECT_THROW(check_port_state_budget(c15, DaemonConfig{}.port_state_mb), ConfigError);
+}
+
 TEST(LiveConfig, WithoutAnAddressPredicateNothingIsPruned) {
     PoolSpec lab = pool_spec("lab", "198.19.0.10");
     lab.draining = {ip("198.19.0.12")};

@@ -922,7 +922,7 @@ TEST_P(NatTcpPortReuse, SameInsideFlowReopensWithSamePort) {
     ASSERT_NO_FATAL_FAILURE(c.data_in(2000));
     ASSERT_NO_FATAL_FAILURE(c.ack_out());
     EXPECT_EQ(h.counters().drop_total(), 0u);
-    EXPECT_EQ(h.worker().ports().use_count(htonl(pub_addr), PortSpace::Tcp, pub_port), 1u);
+    EXPECT_TRUE(h.worker().ports().owned(htonl(pub_addr), PortSpace::Tcp, pub_port));
 }
 
 // The tiny pool: one address, 4 ports. Hosts .2-.4 hold three ports toward the server, host .1
@@ -1063,7 +1063,7 @@ TEST(NatTcpExpired, ExpiredSessionPassesNothingButAnInsideSyn) {
     EXPECT_EQ(h.counters().sessions_expired, 1u);
     EXPECT_EQ(h.counters().sessions_freed, 0u);
     EXPECT_EQ(h.worker().sessions().size(), 1u);
-    EXPECT_EQ(h.worker().ports().use_count(htonl(c.pub_addr), PortSpace::Tcp, c.pub_port), 1u);
+    EXPECT_TRUE(h.worker().ports().owned(htonl(c.pub_addr), PortSpace::Tcp, c.pub_port));
 
     now += 10;
     const uint8_t outside_flags[] = {TCP_ACK, TCP_PSH | TCP_ACK, TCP_SYN | TCP_ACK, TCP_RST,

@@ -105,7 +105,7 @@ struct AllocRaceResult {
     uint64_t exhaustions = 0;       // clean nullopt: this thread held every port of the pair
     uint64_t bad_exhaustions = 0;   // nullopt while a pair was free, before the probe bound
     uint64_t bounded_exhaustions = 0;  // nullopt after the probe bound, pairs still free
-    uint64_t count_mismatches = 0;  // use_count / ports_in_use disagree with the session table
+    uint64_t count_mismatches = 0;  // owned / ports_in_use disagree with the session table
     uint64_t shared_ports = 0;      // allocations of a port already used toward another remote
     uint32_t partition = 0;         // ports of this worker per address
     uint32_t max_live_per_slot = 0;
@@ -121,7 +121,17 @@ void alloc_race_thread(const AllocRaceSetup& setup, uint32_t thread, Referee& re
     const uint32_t R = setup.remotes;
     const uint32_t S = 2 * R;  // slots: (address, remote)
     PortAllocator pa(w, W, 0x5EED0000ull + thread * 7919ull);
-    for (uint32_t a : kPublic) pa.add_address(a, kPortMin, kPortMax);
+    // The addresses' port state, as the control thread builds it for a snapshot.
+    NatConfig cfg;
+    cfg.workers = W;
+    Pool pool;
+    for (uint32_t a : kPublic) pool.addresses.push_back(ntohl(a));  // kPublic: wire order
+    pool.port_min = kPortMin;
+    pool.port_max = kPortMax;
+    cfg.pools.push_back(pool);
+    PortStateStore store(W);
+    const auto index = store.build(cfg, w);
+    pa.adopt(index.get());
     const Partition part = Partition::of(kPortMin, kPortMax, w, W);
     const uint32_t psize = pa.partition_size(kPublic[0]);
     res.partition = psize;
@@ -133,7 +143,9 @@ void alloc_race_thread(const AllocRaceSetup& setup, uint32_t thread, Referee& re
     std::vector<int32_t> pos(std::size_t{S} * 65536, -1);          // index in list[slot]
     std::vector<std::vector<uint16_t>> list(S);                     // live ports per slot
     std::vector<uint8_t> users(2 * 65536, 0);                       // sessions per (addr, port)
-    uint32_t in_use[2] = {0, 0};                                    // ports with users > 0
+    std::vector<uint8_t> has_owner(2 * 65536, 0);                   // a session owns (addr, port)
+    std::vector<uint8_t> owns(std::size_t{S} * 65536, 0);           // that session is the owner
+    uint32_t in_use[2] = {0, 0};                                    // ports with an owner
     std::mt19937_64 rng(1000 + thread);
 
     enum Mode { Fill, Drain };
@@ -143,10 +155,10 @@ void alloc_race_thread(const AllocRaceSetup& setup, uint32_t thread, Referee& re
     for (uint32_t s = 0; s < S; ++s) target[s] = psize + 1 + static_cast<uint32_t>(rng() % 64);
 
     auto check_counts = [&](uint32_t a, uint16_t port) {
-        if (pa.use_count(kPublic[a], PortSpace::Tcp, port) != users[a * 65536 + port] ||
+        if (pa.owned(kPublic[a], PortSpace::Tcp, port) != (has_owner[a * 65536 + port] != 0) ||
             pa.ports_in_use(kPublic[a], PortSpace::Tcp) != in_use[a]) {
             ++res.count_mismatches;
-            res.problems.note("use_count/ports_in_use disagree for port " + std::to_string(port));
+            res.problems.note("owned/ports_in_use disagree for port " + std::to_string(port));
         }
     };
 
@@ -159,8 +171,14 @@ void alloc_race_thread(const AllocRaceSetup& setup, uint32_t thread, Referee& re
         slot_live[port] = 1;
         pos[std::size_t{slot} * 65536 + port] = static_cast<int32_t>(list[slot].size());
         list[slot].push_back(port);
-        if (users[a * 65536 + port]++ == 0) ++in_use[a];
-        pa.acquire(kPublic[a], PortSpace::Tcp, port);
+        ++users[a * 65536 + port];
+        const bool own = pa.acquire(kPublic[a], PortSpace::Tcp, port);
+        if (own == (has_owner[a * 65536 + port] != 0)) {
+            ++res.count_mismatches;
+            res.problems.note("acquire's ownership is wrong for port " + std::to_string(port));
+        }
+        owns[std::size_t{slot} * 65536 + port] = own;
+        if (own) has_owner[a * 65536 + port] = 1, ++in_use[a];
         check_counts(a, port);
         if (list[slot].size() > res.max_live_per_slot)
             res.max_live_per_slot = static_cast<uint32_t>(list[slot].size());
@@ -217,8 +235,10 @@ void alloc_race_thread(const AllocRaceSetup& setup, uint32_t thread, Referee& re
         pos[std::size_t{slot} * 65536 + port] = -1;
         live[std::size_t{slot} * 65536 + port] = 0;
         if (!ref.give_back(slot, port)) ++res.double_gives;
-        if (--users[a * 65536 + port] == 0) --in_use[a];
-        pa.release(kPublic[a], PortSpace::Tcp, port);
+        --users[a * 65536 + port];
+        const bool own = owns[std::size_t{slot} * 65536 + port] != 0;
+        pa.release(kPublic[a], PortSpace::Tcp, port, own);
+        if (own) has_owner[a * 65536 + port] = 0, --in_use[a];
         ++res.frees;
         check_counts(a, port);
     };
@@ -530,7 +550,8 @@ void engine_race_thread(NatWorker& nw, uint16_t W, Referee& ref, uint64_t syn_bu
         nw.expire(now, 1u << 30);
         for (std::size_t i = 0; i < closing.size();) {
             const Closing& c = closing[i];
-            const bool freed = nw.ports().use_count(htonl(c.pub), PortSpace::Tcp, c.pub_port) == 0;
+            // One remote: a port carries at most one session, its owner.
+            const bool freed = !nw.ports().owned(htonl(c.pub), PortSpace::Tcp, c.pub_port);
             if (freed) {
                 if (static_cast<int32_t>(now - c.due_ms) < 0) ++res.early_free;
                 if (!ref.give_back(static_cast<uint32_t>(lab_slot(c.pub)), c.pub_port))
@@ -812,10 +833,10 @@ TEST(PortRaceEngine, FourWorkersExhaustOneAddressTogether) {
             if (send(nw, Side::Inside, rst, 1000)[0].verdict != Verdict::Forward)
                 r.problems.note("RST not forwarded");
             nw.expire(2999, 1u << 20);
-            if (nw.ports().use_count(htonl(r.pub), PortSpace::Tcp, pub_port) != 1)
+            if (!nw.ports().owned(htonl(r.pub), PortSpace::Tcp, pub_port))
                 r.problems.note("freed before the linger timeout");
             nw.expire(3000 + kAllowedLateMs, 1u << 20);
-            if (nw.ports().use_count(htonl(r.pub), PortSpace::Tcp, pub_port) != 0)
+            if (nw.ports().owned(htonl(r.pub), PortSpace::Tcp, pub_port))
                 r.problems.note("not freed after the linger timeout");
             if (!ref.give_back(static_cast<uint32_t>(lab_slot(r.pub)), pub_port))
                 r.problems.note("referee did not hold the freed port");
