@@ -30,6 +30,15 @@ HoldQueue make_hold_queue(rte_mempool* const pools[2], const rte_ring* control_r
     return HoldQueue(limits.per_neighbour, limits.global_cap);
 }
 
+// The IPv4 source of a frame a worker punted for its next hop (forwarded frames leave untagged:
+// the IPv4 header follows the Ethernet header). On the outside this is the pool address the
+// frame was translated to. 0 if the frame is too short to tell.
+uint32_t frame_source(const rte_mbuf* m) {
+    const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
+    if (m->data_len < 34 || load_be16(f + 12) != 0x0800) return 0;
+    return load_be32(f + 26);
+}
+
 }  // namespace
 
 ControlLcore::ControlLcore(WorkerShared& shared, NeighbourTable& neighbours,
@@ -85,7 +94,10 @@ int ControlLcore::side_for_next_hop(uint32_t ip) const {
 }
 
 void ControlLcore::request(int side, uint32_t ip, uint64_t now_ms) {
-    if (!neighbours_.needs_request(ip, now_ms)) return;
+    if (neighbours_.retry(ip, now_ms)) send_request(side, ip);
+}
+
+void ControlLcore::send_request(int side, uint32_t ip) {
     rte_mbuf* m = alloc(side);
     if (m == nullptr) return;
     const PortInfo& p = shared_.port[side];
@@ -99,6 +111,14 @@ void ControlLcore::request(int side, uint32_t ip, uint64_t now_ms) {
     m->pkt_len = len;
     ++counters_.arp_requests_sent;
     send(m, side);
+}
+
+void ControlLcore::sync_neighbour_counters() {
+    const NeighbourTable::Stats& st = neighbours_.stats();
+    counters_.neighbour_evicted = st.evicted;
+    counters_.neighbour_expired = st.expired;
+    counters_.neighbour_pending_refused = st.pending_refused;
+    counters_.neighbour_table_full = st.table_full;
 }
 
 void ControlLcore::announce(uint64_t now_ms, const std::vector<uint32_t>& next_hops) {
@@ -116,7 +136,12 @@ void ControlLcore::announce(uint64_t now_ms, const std::vector<uint32_t>& next_h
         }
     }
     next_hops_ = next_hops;
-    for (uint32_t nh : next_hops_) request(side_for_next_hop(nh), nh, now_ms);
+    // Pinned: never aged out or evicted, and no unsolicited ARP changes their MAC.
+    for (uint32_t nh : next_hops_) {
+        neighbours_.pin(nh, now_ms);
+        request(side_for_next_hop(nh), nh, now_ms);
+    }
+    sync_neighbour_counters();
 }
 
 uint32_t ControlLcore::poll(uint64_t now_ms) {
@@ -129,6 +154,7 @@ uint32_t ControlLcore::poll(uint64_t now_ms) {
         for (unsigned i = 0; i < n; ++i) handle(pkts[i], now_ms);
         total += n;
     }
+    sync_neighbour_counters();
     return total;
 }
 
@@ -153,12 +179,22 @@ void ControlLcore::handle_arp(rte_mbuf* m, int side, uint64_t now_ms) {
         return;
     }
     const PortInfo& p = shared_.port[side];
-    // Learn neighbours on our own subnet only (a reply, or a request that names us).
+    // Learn neighbours on our own subnet only (a reply, or a request that names us), as far as
+    // the table's policy lets unsolicited ARP (NeighbourTable::learn_from_arp()).
     if (arp_sender_learnable(*arp) && (arp->sender_ip & p.mask) == p.subnet &&
         (arp->op == kArpOpReply || responder_[side].answers_for(arp->target_ip))) {
-        if (neighbours_.learn(arp->sender_ip, arp->sender_mac, now_ms)) {
-            ++counters_.arp_learned;
-            release_held(arp->sender_ip, arp->sender_mac);
+        switch (neighbours_.learn_from_arp(arp->sender_ip, arp->sender_mac,
+                                           arp->op == kArpOpReply, now_ms)) {
+            case NeighbourTable::ArpLearn::Learned:
+                ++counters_.arp_learned;
+                release_held(arp->sender_ip, arp->sender_mac);
+                break;
+            case NeighbourTable::ArpLearn::IgnoredPinned:
+            case NeighbourTable::ArpLearn::IgnoredPressure:
+                ++counters_.arp_unsolicited_ignored;
+                break;
+            case NeighbourTable::ArpLearn::NoRoom:  // counted by the table (table_full)
+                break;
         }
     }
     if (responder_[side].should_reply(*arp)) {
@@ -254,6 +290,15 @@ void ControlLcore::handle_no_neighbour(rte_mbuf* m, uint64_t now_ms) {
         send_resolved(m, mac);
         return;
     }
+    // A new next hop gets a pending entry unless the frame's source already holds its share of
+    // them (a scan) or the table has no slot: then the frame is dropped, not held (counted as
+    // neighbour_pending_refused / neighbour_table_full), so that frames for next hops nobody
+    // resolves cannot take the hold queue either.
+    const NeighbourTable::Request r = neighbours_.request(mm.next_hop, now_ms, frame_source(m));
+    if (r == NeighbourTable::Request::Refused || r == NeighbourTable::Request::Full) {
+        rte_pktmbuf_free(m);
+        return;
+    }
     if (!hold_.hold(mm.next_hop, m, now_ms)) {
         ++counters_.hold_full;
         ++counters_.hold_dropped;
@@ -261,7 +306,7 @@ void ControlLcore::handle_no_neighbour(rte_mbuf* m, uint64_t now_ms) {
     } else {
         ++counters_.held;
     }
-    request(mm.out_side, mm.next_hop, now_ms);
+    if (r == NeighbourTable::Request::Due) send_request(mm.out_side, mm.next_hop);
 }
 
 void ControlLcore::housekeeping(uint64_t now_ms) {
@@ -275,6 +320,7 @@ void ControlLcore::housekeeping(uint64_t now_ms) {
     for (uint32_t nh : next_hops_)
         if (!neighbours_.lookup(nh, mac)) request(side_for_next_hop(nh), nh, now_ms);
     for (uint32_t ip : neighbours_.due_refreshes(now_ms)) request(side_for_next_hop(ip), ip, now_ms);
+    sync_neighbour_counters();
 }
 
 void ControlLcore::drain() {

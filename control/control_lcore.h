@@ -3,7 +3,10 @@
 //   ARP         answer for the interface addresses (and the pool addresses on the outside port),
 //               learn neighbours, resolve next hops (hold the frames of a burst while resolving,
 //               retry the request while they wait), announce our addresses with gratuitous ARP
-//               and ask for the configured next hops at start (and again until they answer)
+//               and ask for the configured next hops at start (and again until they answer);
+//               the configured next hops are pinned in the neighbour table, unsolicited ARP
+//               learns no new address once the table is 3/4 full, and the pending entries
+//               created for one source address's frames are bounded
 //   Local       ICMP echo replies from the gateway's addresses; anything else to them is dropped
 //   TTL expiry  ICMP time exceeded back to the sender (rate limited, RFC 1812)
 //
@@ -43,6 +46,12 @@ struct ControlCounters {
     uint64_t resolved_at_punt = 0;   // punted, but resolved meanwhile: sent at once
     uint64_t alloc_failed = 0;
     uint64_t control_ring_full = 0;
+    // The neighbour table (NeighbourTable::Stats, copied): its bounds at work.
+    uint64_t neighbour_evicted = 0;          // least recently used entry evicted for a new one
+    uint64_t neighbour_expired = 0;          // reclaimed: unused for 60 s, or unresolved and unasked
+    uint64_t neighbour_pending_refused = 0;  // frames dropped: their source had its pending entries
+    uint64_t neighbour_table_full = 0;       // frames or ARP not taken: no slot could be had
+    uint64_t arp_unsolicited_ignored = 0;    // unsolicited ARP not learnt (table 3/4 full, pinned)
 };
 
 class ControlLcore {
@@ -53,8 +62,8 @@ public:
     // A frame waits at most this long for its next hop (Linux: 3 probes a second apart).
     static constexpr uint64_t kHoldMaxMs = 3000;
 
-    // Sends gratuitous ARP for our addresses and asks for the configured next hops, which
-    // housekeeping() asks for again for as long as they are unresolved.
+    // Sends gratuitous ARP for our addresses, pins the configured next hops in the neighbour
+    // table and asks for them; housekeeping() asks again for as long as they are unresolved.
     void announce(uint64_t now_ms, const std::vector<uint32_t>& next_hops);
     // The pool addresses answered for on the outside port changed (a live configuration
     // change: added, draining and removed addresses); announces the new ones.
@@ -80,7 +89,10 @@ private:
     void send_resolved(rte_mbuf* m, const MacAddr& mac);
     void release_held(uint32_t ip, const MacAddr& mac);
     void drop_held(const std::vector<void*>& frames, uint64_t& reason);
+    // An ARP request for ip if one is due for its existing entry (retries, refreshes).
     void request(int side, uint32_t ip, uint64_t now_ms);
+    void send_request(int side, uint32_t ip);
+    void sync_neighbour_counters();
     void send(rte_mbuf* m, int side);
     rte_mbuf* alloc(int side);
     int side_of_port(uint16_t port_id) const { return port_id == shared_.port[0].port_id ? 0 : 1; }

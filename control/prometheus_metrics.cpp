@@ -237,6 +237,21 @@ constexpr ControlFamily kControlFamilies[] = {
      &ControlCounters::alloc_failed},
     {"snatgw_control_ring_full_total", "Frames dropped because worker 0's control ring was full.",
      &ControlCounters::control_ring_full},
+    {"snatgw_control_neighbour_evicted_total",
+     "Neighbour entries evicted (least recently used) to make room for a new one.",
+     &ControlCounters::neighbour_evicted},
+    {"snatgw_control_neighbour_expired_total",
+     "Neighbour entries reclaimed: unused for 60 s, or unresolved and no longer asked about.",
+     &ControlCounters::neighbour_expired},
+    {"snatgw_control_neighbour_pending_refused_total",
+     "Frames dropped because their source already had its share of pending neighbours.",
+     &ControlCounters::neighbour_pending_refused},
+    {"snatgw_control_neighbour_table_full_total",
+     "Neighbours not added because no slot of the table could be had.",
+     &ControlCounters::neighbour_table_full},
+    {"snatgw_control_arp_unsolicited_ignored_total",
+     "Unsolicited ARP not learnt (table 3/4 full, or a pinned next hop claimed by another MAC).",
+     &ControlCounters::arp_unsolicited_ignored},
 };
 
 struct PortFamily {

@@ -76,12 +76,16 @@ std::string format_stats(const StatsSnapshot& s) {
          "control: arp_answered=%llu arp_learned=%llu arp_requests=%llu echo_replies=%llu "
          "time_exceeded=%llu icmp_rate_limited=%llu local_dropped=%llu held=%llu "
          "released=%llu hold_dropped=%llu arp_ignored=%llu alloc_failed=%llu "
-         "control_ring_full=%llu hold_full=%llu hold_timeout=%llu resolved_at_punt=%llu\n",
+         "control_ring_full=%llu hold_full=%llu hold_timeout=%llu resolved_at_punt=%llu "
+         "neighbour_evicted=%llu neighbour_expired=%llu neighbour_pending_refused=%llu "
+         "neighbour_table_full=%llu arp_unsolicited_ignored=%llu\n",
          ull(c.arp_requests_answered), ull(c.arp_learned), ull(c.arp_requests_sent),
          ull(c.echo_replies), ull(c.time_exceeded_sent), ull(c.icmp_rate_limited),
          ull(c.local_dropped), ull(c.held), ull(c.released), ull(c.hold_dropped),
          ull(c.arp_ignored), ull(c.alloc_failed), ull(c.control_ring_full), ull(c.hold_full),
-         ull(c.hold_timeout), ull(c.resolved_at_punt));
+         ull(c.hold_timeout), ull(c.resolved_at_punt), ull(c.neighbour_evicted),
+         ull(c.neighbour_expired), ull(c.neighbour_pending_refused), ull(c.neighbour_table_full),
+         ull(c.arp_unsolicited_ignored));
 
     for (int side = 0; side < 2; ++side) {
         const EthPortStats& p = s.ports[side];

@@ -20,7 +20,7 @@ static_assert(sizeof(WorkerCounters) ==
                   8 * (23 + kDropReasonCount + static_cast<std::size_t>(TcpState::Count) + 4),
               "WorkerCounters changed: update for_each_field()");
 static_assert(sizeof(LoopCounters) == 8 * 20, "LoopCounters changed: update for_each_field()");
-static_assert(sizeof(ControlCounters) == 8 * 16,
+static_assert(sizeof(ControlCounters) == 8 * 21,
               "ControlCounters changed: update for_each_field()");
 
 template <typename F>
@@ -97,6 +97,11 @@ void for_each_field(ControlCounters& a, const ControlCounters& b, F f) {
     f(a.resolved_at_punt, b.resolved_at_punt);
     f(a.alloc_failed, b.alloc_failed);
     f(a.control_ring_full, b.control_ring_full);
+    f(a.neighbour_evicted, b.neighbour_evicted);
+    f(a.neighbour_expired, b.neighbour_expired);
+    f(a.neighbour_pending_refused, b.neighbour_pending_refused);
+    f(a.neighbour_table_full, b.neighbour_table_full);
+    f(a.arp_unsolicited_ignored, b.arp_unsolicited_ignored);
 }
 
 // A counter written by another thread with plain stores: read it whole, and really read it.
@@ -269,6 +274,11 @@ nlohmann::json control_json(const ControlCounters& c) {
         {"resolved_at_punt", c.resolved_at_punt},
         {"alloc_failed", c.alloc_failed},
         {"control_ring_full", c.control_ring_full},
+        {"neighbour_evicted", c.neighbour_evicted},
+        {"neighbour_expired", c.neighbour_expired},
+        {"neighbour_pending_refused", c.neighbour_pending_refused},
+        {"neighbour_table_full", c.neighbour_table_full},
+        {"arp_unsolicited_ignored", c.arp_unsolicited_ignored},
     };
 }
 

@@ -43,8 +43,10 @@ struct Sent {
 
 class ControlLcoreRig {
 public:
-    // `mbufs` per port pool: the hold queue's global cap is an eighth of it.
-    explicit ControlLcoreRig(uint32_t mbufs) {
+    // `mbufs` per port pool: the hold queue's global cap is an eighth of it. The neighbour
+    // table holds `neighbours` entries, `pending_per_source` of them pending for one source.
+    explicit ControlLcoreRig(uint32_t mbufs, uint32_t neighbours = 64,
+                             uint32_t pending_per_source = NeighbourTable::kDefaultPendingPerSource) {
         static int instance = 0;
         const std::string id = std::to_string(instance++);
         for (int side = 0; side < 2; ++side) {
@@ -59,9 +61,11 @@ public:
         shared_.workers = 1;
         shared_.punt[0] = punt_;
         shared_.control_tx[0] = tx_;
-        shared_.port[0] = {0, ip("10.0.0.1"), ip("10.0.0.0"), 0xffffff00u, kInsideMac};
+        shared_.port[0] = {0, ip("10.0.0.1"), ip("10.0.0.0"), 0xffff0000u, kInsideMac};  // a /16
         shared_.port[1] = {1, ip("198.18.0.1"), ip("198.18.0.0"), 0xffffff00u, kOutsideMac};
-        neighbours_ = std::make_unique<NeighbourTable>(64);
+        neighbours_ = std::make_unique<NeighbourTable>(neighbours, 5'000,
+                                                       NeighbourTable::kDefaultIdleMs,
+                                                       pending_per_source);
         control_ = std::make_unique<ControlLcore>(shared_, *neighbours_, pools_,
                                                   std::vector<uint32_t>{ip("198.18.0.10")});
     }
@@ -81,14 +85,17 @@ public:
     const ControlCounters& counters() const { return control_->counters(); }
     rte_mempool* pool(int side) { return pools_[side]; }
 
-    // A worker's punt of a forwarded frame whose next hop it could not resolve. The frame came
-    // in on the other port; its number is at kSeqOffset.
-    bool punt_unresolved(uint32_t seq, int out_side, uint32_t next_hop) {
+    const NeighbourTable& neighbours() const { return *neighbours_; }
+
+    // A worker's punt of a forwarded frame (IPv4 source `source`) whose next hop it could not
+    // resolve. The frame came in on the other port; its number is at kSeqOffset.
+    bool punt_unresolved(uint32_t seq, int out_side, uint32_t next_hop, uint32_t source = 0) {
         rte_mbuf* m = rte_pktmbuf_alloc(pools_[1 - out_side]);
         if (m == nullptr) return false;
         uint8_t* f = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 64));
         std::memset(f, 0, 64);
         store_be16(f + 12, 0x0800);
+        store_be32(f + 26, source);
         store_be32(f + kSeqOffset, seq);
         MbufMeta* mm = meta(m);
         mm->reason = PuntReason::NoNeighbour;
@@ -115,6 +122,31 @@ public:
         mm->reason = PuntReason::Arp;
         mm->rx_port = p.port_id;
         return len != 0 && enqueue(m);
+    }
+
+    // Any ARP frame received on `side` (broadcast): op, sender, target.
+    bool punt_arp(int side, uint16_t op, uint32_t sender_ip, const MacAddr& sender_mac,
+                  uint32_t target_ip) {
+        rte_mbuf* m = rte_pktmbuf_alloc(pools_[side]);
+        if (m == nullptr) return false;
+        uint8_t* f = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kArpFrameLen));
+        std::memset(f, 0, kArpFrameLen);
+        std::memcpy(f, kBroadcastMac.data(), 6);
+        std::memcpy(f + 6, sender_mac.data(), 6);
+        store_be16(f + 12, kEtherTypeArpBe);
+        uint8_t* a = f + 14;
+        store_be16(a, 1);
+        store_be16(a + 2, 0x0800);
+        a[4] = 6;
+        a[5] = 4;
+        store_be16(a + 6, op);
+        std::memcpy(a + 8, sender_mac.data(), 6);
+        store_be32(a + 14, sender_ip);
+        store_be32(a + 24, target_ip);
+        MbufMeta* mm = meta(m);
+        mm->reason = PuntReason::Arp;
+        mm->rx_port = shared_.port[side].port_id;
+        return enqueue(m);
     }
 
     // Lets the control lcore take everything punted.
@@ -316,6 +348,141 @@ TEST(NeighbourControlLcore, ConfiguredNextHopIsAskedForAtStartUntilItAnswers) {
     for (uint64_t now = 5'100; now <= 20'000; now += 100) rig.control().housekeeping(now);
     EXPECT_EQ(requests_for(rig.drain_tx(), gw), 0);
     EXPECT_EQ(rig.counters().arp_learned, 1u);
+}
+
+// ---- issue 13: neighbours age out, the table cannot be taken --------------------------------
+
+MacAddr flood_mac(uint32_t a) {
+    return {0x02, 0x66, uint8_t(a >> 24), uint8_t(a >> 16), uint8_t(a >> 8), uint8_t(a)};
+}
+
+// The configured next hop is pinned: 50,000 gratuitous ARP (replies and announcements) from
+// distinct inside addresses, and some claiming the next hop's address with the flooder's MAC,
+// leave it resolved to its own MAC; what the flood could not put into the table is counted; a
+// new inside host still resolves and gets its frames; the next hop is asked again (a real MAC
+// change would be learnt from the answer).
+TEST(NeighbourControlLcore, PinnedNextHopSurvivesAFloodOfGratuitousArp) {
+    ControlLcoreRig rig(4095, 64);
+    ASSERT_TRUE(rig.ready());
+    const uint32_t gw = ip("198.18.0.254");  // the outside port's subnet in the rig
+    rig.control().announce(0, {gw});
+    rig.drain_tx();
+    ASSERT_TRUE(rig.punt_arp_reply(1, gw, kServerMac));
+    rig.poll(1);
+    ASSERT_EQ(rig.counters().arp_learned, 1u);
+    uint64_t claims = 0;
+    for (uint32_t i = 0; i < 50'000; ++i) {
+        const uint32_t a = ip("10.0.0.0") + 2 + i;  // inside /16
+        ASSERT_TRUE(rig.punt_arp(0, i % 2 ? kArpOpReply : kArpOpRequest, a, flood_mac(a), a));
+        if (i % 500 == 0) {
+            ASSERT_TRUE(rig.punt_arp(1, kArpOpReply, gw, flood_mac(a), gw));
+            ++claims;
+        }
+        if (i % 1'000 == 0) {
+            rig.poll(2);
+            rig.drain_tx();
+        }
+    }
+    rig.poll(2);
+    rig.drain_tx();
+    MacAddr m{};
+    ASSERT_TRUE(rig.control().neighbours().lookup(gw, m));
+    EXPECT_EQ(m, kServerMac);
+    NeighbourTable::Info info{};
+    ASSERT_TRUE(rig.control().neighbours().info(gw, info));
+    EXPECT_TRUE(info.pinned);
+    // Gratuitous requests teach nothing (as before); gratuitous replies fill the table to 3/4
+    // and are ignored beyond, as are the claims on the next hop.
+    const uint64_t learnt = rig.counters().arp_learned - 1;
+    EXPECT_EQ(learnt, rig.control().neighbours().unsolicited_limit() - 1u);
+    EXPECT_EQ(rig.counters().arp_unsolicited_ignored, 25'000u - learnt + claims);
+    EXPECT_EQ(rig.counters().neighbour_evicted, 0u);
+    EXPECT_LE(rig.control().neighbours().size(), 64u);
+    // The claims made the next hop stale: it is asked again.
+    rig.control().housekeeping(1'500);
+    EXPECT_EQ(requests_for(rig.drain_tx(), gw), 1);
+    // A new inside host: the server's reply waits for it, it answers, the frame goes to it.
+    const uint32_t host = ip("10.0.200.1");
+    ASSERT_TRUE(rig.punt_unresolved(42, 0, host, ip("198.18.0.2")));
+    rig.poll(1'600);
+    EXPECT_EQ(requests_for(rig.drain_tx(), host), 1);
+    ASSERT_TRUE(rig.punt_arp_reply(0, host, kHostMac));
+    rig.poll(1'601);
+    const std::vector<Sent> out = data_frames(rig.drain_tx());
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].seq, 42u);
+    EXPECT_EQ(out[0].dst, kHostMac);
+}
+
+// One source's frames for many unresolved next hops (a scan through the gateway): it gets
+// pending_per_source pending entries and holds their frames; every other frame is dropped at
+// once and counted, not held; another source still gets its next hop resolved; once the
+// scanner's entries are reclaimed (unanswered, unasked) it gets its share again.
+TEST(NeighbourControlLcore, PendingEntriesPerSourceAreBoundedAndRefusalsCounted) {
+    ControlLcoreRig rig(4095, 4096, 8);
+    ASSERT_TRUE(rig.ready());
+    const uint32_t pool = ip("198.18.0.10"), server = ip("198.18.0.2");
+    for (uint32_t i = 0; i < 200; ++i)
+        ASSERT_TRUE(rig.punt_unresolved(i, 1, ip("198.18.0.20") + i, pool));
+    rig.poll(0);
+    std::vector<Sent> sent = rig.drain_tx();
+    int requests = 0;
+    for (const Sent& s : sent) requests += s.arp && s.arp_packet.op == kArpOpRequest;
+    EXPECT_EQ(requests, 8);
+    EXPECT_EQ(rig.counters().held, 8u);
+    EXPECT_EQ(rig.counters().neighbour_pending_refused, 192u);
+    EXPECT_EQ(rig.counters().hold_full, 0u);
+    EXPECT_EQ(rig.control().hold_queue().size(), 8u);
+    EXPECT_EQ(rte_mempool_in_use_count(rig.pool(0)), 8u);  // refused frames went back
+    // Frames from the server for a new inside host: another source, resolved.
+    const uint32_t host = ip("10.0.0.7");
+    ASSERT_TRUE(rig.punt_unresolved(1'000, 0, host, server));
+    rig.poll(1);
+    EXPECT_EQ(requests_for(rig.drain_tx(), host), 1);
+    ASSERT_TRUE(rig.punt_arp_reply(0, host, kHostMac));
+    rig.poll(2);
+    EXPECT_EQ(data_frames(rig.drain_tx()).size(), 1u);
+    // Nobody answers the scan: its frames time out, its entries go 3 s after the last retry.
+    for (uint64_t now = 100; now <= 7'000; now += 100) rig.control().housekeeping(now);
+    rig.drain_tx();
+    EXPECT_EQ(rig.counters().hold_timeout, 8u);
+    EXPECT_EQ(rig.counters().neighbour_expired, 8u);
+    EXPECT_EQ(rig.control().neighbours().pending_from(pool), 0u);
+    ASSERT_TRUE(rig.punt_unresolved(2'000, 1, ip("198.18.0.250"), pool));
+    rig.poll(7'100);
+    EXPECT_EQ(requests_for(rig.drain_tx(), ip("198.18.0.250")), 1);
+    EXPECT_EQ(rig.counters().neighbour_pending_refused, 192u);
+}
+
+// A table full of neighbours in use still takes a new one: the least recently used goes and is
+// counted; the configured next hop is never the one.
+TEST(NeighbourControlLcore, FullTableEvictsTheLeastRecentlyUsedNotTheNextHop) {
+    ControlLcoreRig rig(4095, 16);
+    ASSERT_TRUE(rig.ready());
+    const uint32_t gw = ip("198.18.0.254");
+    rig.control().announce(0, {gw});
+    ASSERT_TRUE(rig.punt_arp_reply(1, gw, kServerMac));
+    rig.poll(1);
+    uint64_t now = 2;
+    for (uint32_t i = 0; i < 40; ++i) {  // 40 inside hosts resolved through our requests
+        const uint32_t h = ip("10.0.1.0") + i;
+        ASSERT_TRUE(rig.punt_unresolved(i, 0, h, ip("198.18.0.2")));
+        rig.poll(now);
+        ASSERT_TRUE(rig.punt_arp_reply(0, h, flood_mac(h)));
+        rig.poll(now);
+        now += 1'100;
+        rig.control().housekeeping(now);
+    }
+    const std::vector<Sent> out = data_frames(rig.drain_tx());
+    EXPECT_EQ(out.size(), 40u);  // every host resolved and got its frame
+    EXPECT_EQ(rig.counters().neighbour_evicted, 40u - 15u);
+    EXPECT_EQ(rig.counters().neighbour_table_full, 0u);
+    NeighbourTable::Info info{};  // still there (gone invalid: nobody answered its refreshes)
+    ASSERT_TRUE(rig.control().neighbours().info(gw, info));
+    EXPECT_TRUE(info.pinned);
+    MacAddr m{};
+    EXPECT_TRUE(rig.control().neighbours().lookup(ip("10.0.1.0") + 39, m));
+    EXPECT_FALSE(rig.control().neighbours().lookup(ip("10.0.1.0"), m));  // the oldest went
 }
 
 }  // namespace
