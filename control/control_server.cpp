@@ -170,7 +170,22 @@ void ControlServer::stop() {
         ::unlink(path_.c_str());
 }
 
+std::string stopping_message(const std::string& why) {
+    return "the daemon is stopping (" + why + "); no more requests are served";
+}
+
+void ControlServer::refuse_requests(const std::string& why) {
+    if (refuse_claimed_.test_and_set()) return;
+    refuse_why_ = why;
+    refusing_.store(true, std::memory_order_release);
+}
+
 void ControlServer::run() {
+    // Once refusing: every request gets the `stopping` error (ids echoed, as for any error).
+    const Handler refuse = [this](const ControlRequest&) -> nlohmann::json {
+        throw ControlError("stopping", stopping_message(refuse_why_));
+    };
+
     std::vector<Client> clients;
     std::vector<pollfd> fds;
     std::vector<char> buf(kReadChunk);
@@ -211,7 +226,7 @@ void ControlServer::run() {
                 break;
             }
             const std::string_view line(c.in.data() + consumed, nl - consumed);
-            c.out += answer_request_line(line, handler_);
+            c.out += answer_request_line(line, refusing() ? refuse : handler_);
             consumed = nl + 1;
             c.scanned = 0;
         }

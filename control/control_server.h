@@ -25,6 +25,9 @@ struct ControlServerOptions {
     std::size_t max_clients = 32;
 };
 
+// The message of the `stopping` error, answered once the daemon's stop has begun.
+std::string stopping_message(const std::string& why);
+
 class ControlServer {
 public:
     using Handler = ControlHandler;
@@ -45,6 +48,13 @@ public:
     // Idempotent; called by the destructor.
     void stop();
 
+    // From now on every request is answered with the error `stopping` ("the daemon is
+    // stopping: <why>"), without calling the handler; a request being handled finishes. For
+    // the daemon's shutdown: the socket keeps answering, with an error, until stop(). Any
+    // thread; idempotent (the first reason stays).
+    void refuse_requests(const std::string& why);
+    bool refusing() const { return refusing_.load(std::memory_order_acquire); }
+
     const std::string& path() const { return path_; }
     bool running() const { return thread_.joinable(); }
 
@@ -59,6 +69,9 @@ private:
     dev_t socket_dev_ = 0;         // identity of the file we bound, so stop() unlinks only ours
     ino_t socket_ino_ = 0;
     std::atomic<bool> stopping_{false};
+    std::atomic<bool> refusing_{false};
+    std::string refuse_why_;  // written once, before refusing_ is set
+    std::atomic_flag refuse_claimed_ = ATOMIC_FLAG_INIT;
     std::thread thread_;
 };
 

@@ -57,6 +57,10 @@ struct Daemon::State {
     std::vector<std::unique_ptr<WorkerMailbox>> mailboxes;
     std::unique_ptr<ControlApi> api;
     std::atomic<bool> api_ready{false};  // the socket is open before the gateway is ready
+    // The stop has begun (under control_mutex): requests that waited for the lock are refused,
+    // the workers may be gone.
+    bool stopping = false;
+    std::string stop_reason;
     std::unique_ptr<ControlServer> control_server;  // opened first in start()
     std::unique_ptr<MetricsServer> metrics;
     // The NAT event log: a ring per worker, one logger thread.
@@ -160,6 +164,9 @@ void Daemon::start(const char* argv0) {
                 // Stats take the lock themselves; everything else runs under it.
                 if (r.command == "stats") return st.api->handle(r);
                 std::lock_guard lock(st.control_mutex);
+                // (The server refuses new requests once the stop begins; this one was already
+                // past that check and waited for the lock while the stop began.)
+                if (st.stopping) throw ControlError("stopping", stopping_message(st.stop_reason));
                 return st.api->handle(r);
             });
         st.control_server->start();
@@ -248,7 +255,9 @@ void Daemon::start(const char* argv0) {
     sh.neighbours = st.neighbours.get();
     sh.routes = st.routes.get();
     sh.running = &st.running;
+    sh.stop = &stop_requested_;  // a failing worker stops the daemon as SIGTERM does
     sh.tsc_per_ms = rte_get_tsc_hz() / 1000;
+    sh.tsc_hz = rte_get_tsc_hz();
     sh.nat_config = st.live->published();
     sh.rcu = st.rcu;
     for (uint16_t w = 0; w < W; ++w) sh.mailbox[w] = st.mailboxes[w].get();
@@ -340,12 +349,36 @@ void Daemon::run() {
         // The control lcore is not a poll-mode core: it naps when there is nothing to do.
         if (n == 0) usleep(200);
     }
-    // The control plane first (no request may wait on a stopping worker), then the workers, so
-    // the final counters are final.
-    stop_control_plane();
+    // Requests are refused from here on (`stopping`), and one under way finishes while the
+    // workers still answer their mailboxes; then the workers stop, so the final counters are
+    // final; then the control plane closes.
+    std::string why = worker_failures();
+    if (!why.empty()) spdlog::critical("worker failed, stopping: {}", why);
+    begin_stop(why.empty() ? "stop requested" : "worker failed: " + why);
     st.running.store(false);
     if (st.launched) rte_eal_mp_wait_lcore();
     st.launched = false;
+    failure_ = worker_failures();  // also a worker that failed while it stopped
+    if (failure_ != why) spdlog::critical("worker failed while stopping: {}", failure_);
+    stop_control_plane();
+}
+
+void Daemon::begin_stop(const std::string& why) {
+    State& st = *state_;
+    if (st.control_server) st.control_server->refuse_requests(why);
+    std::lock_guard lock(st.control_mutex);  // waits for a request (or change) under way
+    st.stopping = true;
+    st.stop_reason = why;
+}
+
+std::string Daemon::worker_failures() const {
+    std::string out;
+    for (const auto& ctx : state_->contexts) {
+        if (!ctx->fault.raised.load(std::memory_order_acquire)) continue;
+        if (!out.empty()) out += "; ";
+        out += "worker " + std::to_string(ctx->id) + ": " + ctx->fault.reason;
+    }
+    return out;
 }
 
 StatsSnapshot Daemon::snapshot() const {
@@ -355,7 +388,9 @@ StatsSnapshot Daemon::snapshot() const {
     for (std::size_t w = 0; w < st.contexts.size(); ++w) {
         src.engines.push_back(st.engines[w].get());
         src.loops.push_back(&st.contexts[w]->counters);
+        src.timings.push_back(&st.contexts[w]->timing);
     }
+    src.tsc_hz = rte_get_tsc_hz();
     src.control = st.control ? &st.control->counters() : nullptr;
     src.steering = st.shared.steering;
     src.config = st.live ? &st.live->current() : &config_.nat;

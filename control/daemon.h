@@ -23,8 +23,13 @@ public:
 
     // EAL, ports, tables, workers. Throws on any failure.
     void start(const char* argv0);
-    // Runs the control duties until stop() (from a signal handler) is called.
+    // Runs the control duties until stop() is called (by a signal handler, or by a worker
+    // whose loop failed: see WorkerShared::stop), then stops: the control socket answers
+    // `stopping` from then on, the workers stop, the control plane closes.
     void run();
+    // After run(): why the daemon stopped on its own ("worker 0: exception: ..."), empty after
+    // a requested stop. main() exits kExitWorkerFailed then.
+    const std::string& failure() const { return failure_; }
     // Async-signal-safe: asks run() to return.
     void stop() { stop_requested_.store(true); }
     // Asks run() to print the counters (SIGUSR1).
@@ -40,13 +45,19 @@ private:
     void start_control_plane();  // control socket, metrics endpoint, telemetry
     void stop_control_plane();
     void shutdown();
+    void begin_stop(const std::string& why);  // the control socket refuses requests
+    std::string worker_failures() const;       // "worker w: reason; ..." of the failed ones
 
     DaemonConfig config_;
     std::unique_ptr<State> state_;
     std::atomic<bool> stop_requested_{false};
     std::atomic<bool> stats_requested_{false};
     bool eal_up_ = false;
+    std::string failure_;
 };
+
+// The exit status after a worker failed (EX_SOFTWARE, sysexits.h).
+inline constexpr int kExitWorkerFailed = 70;
 
 // The EAL arguments the daemon passes: the user's, plus --vdev for non-PCI ports, -l for the
 // lcores and --no-pci when no port is PCI (unless the user said otherwise).

@@ -1,5 +1,6 @@
 // snatgw: the NAT44 gateway daemon. Parses the configuration, starts DPDK and the workers,
 // stops cleanly on SIGINT/SIGTERM and prints the final counters; SIGUSR1 prints them live.
+// A worker that fails stops it the same way, and the exit status is then 70.
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -62,5 +63,10 @@ int main(int argc, char** argv) {
     g_daemon = nullptr;
     std::printf("snatgw: stopped; final counters:\n%s", daemon.stats().c_str());
     std::fflush(stdout);
+    if (!daemon.failure().empty()) {
+        std::fprintf(stderr, "snatgw: stopped because a worker failed: %s\n",
+                     daemon.failure().c_str());
+        return snatgw::kExitWorkerFailed;
+    }
     return 0;
 }

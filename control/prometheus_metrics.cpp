@@ -59,6 +59,18 @@ public:
         out_ += '\n';
     }
 
+    // A sample of the current family under a suffixed name (a histogram's _bucket, _sum, _count).
+    void sample_as(std::string_view suffix, std::initializer_list<Label> labels, uint64_t v) {
+        suffix_ = suffix;
+        sample(labels, v);
+        suffix_ = {};
+    }
+    void sample_as(std::string_view suffix, std::initializer_list<Label> labels, double v) {
+        suffix_ = suffix;
+        sample(labels, v);
+        suffix_ = {};
+    }
+
     void sample(std::initializer_list<Label> labels, uint64_t v) {
         begin(labels);
         out_ += std::to_string(v);
@@ -75,6 +87,7 @@ public:
 private:
     void begin(std::initializer_list<Label> labels) {
         out_ += name_;
+        out_ += suffix_;
         if (labels.size() != 0) {
             out_ += '{';
             bool first = true;
@@ -93,7 +106,15 @@ private:
 
     std::string& out_;
     std::string_view name_;
+    std::string_view suffix_;
 };
+
+// A double as the text format writes it (shortest round trip: 1e-06, 0.016384).
+std::string number_text(double v) {
+    char buf[64];
+    const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+    return std::string(buf, r.ptr);
+}
 
 // Per-worker families with only the worker label.
 struct WorkerFamily {
@@ -192,6 +213,9 @@ constexpr WorkerFamily kWorkerFamilies[] = {
      [](const WorkerStats& w) { return w.loop.idle_sleeps; }},
     {"snatgw_control_tx_total", "counter", "Frames the worker sent for the control lcore.",
      [](const WorkerStats& w) { return w.loop.control_tx; }},
+    {"snatgw_worker_fatal_total", "counter",
+     "Times the worker's loop ended on an error (the daemon then stops; should stay 0).",
+     [](const WorkerStats& w) { return w.loop.worker_fatal; }},
 };
 
 struct ControlFamily {
@@ -319,6 +343,32 @@ std::string prometheus_text(const StatsSnapshot& s) {
         for (std::size_t i = 0; i < s.workers.size(); ++i)
             w.sample({{"worker", ids[i]}}, f.get(s.workers[i]));
     }
+
+    // Loop timing: a histogram of pass durations (the buckets' bounds are powers of two in
+    // microseconds; a pass counts in the first bucket whose bound it is below), and the longest
+    // gap between two RX polls.
+    std::vector<std::string> le;
+    for (std::size_t k = 0; k + 1 < LoopTiming::kBuckets; ++k)
+        le.push_back(number_text(static_cast<double>(LoopTiming::bound_us(k)) / 1e6));
+    le.push_back("+Inf");
+    w.family("snatgw_worker_loop_pass_seconds", "histogram",
+             "Durations of the worker's loop passes (the work of a pass, without its idle sleep).");
+    for (std::size_t i = 0; i < s.workers.size(); ++i) {
+        const LoopTiming& lt = s.workers[i].timing;
+        uint64_t cumulative = 0;
+        for (std::size_t k = 0; k < LoopTiming::kBuckets; ++k) {
+            cumulative += lt.pass[k];
+            w.sample_as("_bucket", {{"worker", ids[i]}, {"le", le[k]}}, cumulative);
+        }
+        w.sample_as("_sum", {{"worker", ids[i]}}, cycles_to_seconds(lt.pass_cycles, s.tsc_hz));
+        w.sample_as("_count", {{"worker", ids[i]}}, cumulative);
+    }
+    w.family("snatgw_worker_poll_gap_max_seconds", "gauge",
+             "Longest time between two RX polls of the worker since it started (idle sleeps "
+             "included).");
+    for (std::size_t i = 0; i < s.workers.size(); ++i)
+        w.sample({{"worker", ids[i]}},
+                 cycles_to_seconds(s.workers[i].timing.poll_gap_max_cycles, s.tsc_hz));
 
     const WorkerStats t = s.total();
     w.family("snatgw_drops_total", "counter",

@@ -17,7 +17,8 @@ void line(std::string& out, const char* fmt, auto... args) {
 
 using ull = unsigned long long;
 
-void worker_line(std::string& out, const std::string& name, const WorkerStats& w) {
+void worker_line(std::string& out, const std::string& name, const WorkerStats& w,
+                 uint64_t tsc_hz) {
     const WorkerCounters& e = w.engine;
     const LoopCounters& l = w.loop;
     line(out,
@@ -25,13 +26,15 @@ void worker_line(std::string& out, const std::string& name, const WorkerStats& w
          "translated=%llu handoffs=%llu handoff_ring_full=%llu insert_failed=%llu "
          "drop=%llu sessions=%llu expired=%llu evicted=%llu reopened=%llu capacity=%llu "
          "flushed=%llu reclaimed=%llu pairs_reused_timewait=%llu pairs_reuse_refused=%llu "
-         "rst_ignored=%llu\n",
+         "rst_ignored=%llu passes=%llu poll_gap_max_us=%.1f worker_fatal=%llu\n",
          name.c_str(), ull(l.rx[0]), ull(l.rx[1]), ull(l.tx[0]), ull(l.tx[1]), ull(e.found),
          ull(e.sessions_created), ull(e.forwarded[0] + e.forwarded[1]), ull(l.handoff_sent),
          ull(l.handoff_ring_full), ull(e.insert_failed), ull(e.drop_total()), ull(w.sessions),
          ull(e.sessions_expired), ull(e.sessions_evicted), ull(e.sessions_reopened),
          ull(w.session_capacity), ull(e.sessions_flushed), ull(e.sessions_reclaimed),
-         ull(e.pairs_reused_timewait), ull(e.pairs_reuse_refused), ull(e.tcp_rst_ignored));
+         ull(e.pairs_reused_timewait), ull(e.pairs_reuse_refused), ull(e.tcp_rst_ignored),
+         ull(loop_passes(w.timing)), cycles_to_seconds(w.timing.poll_gap_max_cycles, tsc_hz) * 1e6,
+         ull(l.worker_fatal));
 }
 
 }  // namespace
@@ -39,9 +42,10 @@ void worker_line(std::string& out, const std::string& name, const WorkerStats& w
 std::string format_stats(const StatsSnapshot& s) {
     std::string out;
     line(out, "steering: %s\n", s.steering.describe().c_str());
-    for (const WorkerStats& w : s.workers) worker_line(out, "worker " + std::to_string(w.id), w);
+    for (const WorkerStats& w : s.workers)
+        worker_line(out, "worker " + std::to_string(w.id), w, s.tsc_hz);
     const WorkerStats t = s.total();
-    worker_line(out, "total", t);
+    worker_line(out, "total", t, s.tsc_hz);
     const WorkerCounters& te = t.engine;
     const LoopCounters& tl = t.loop;
 
@@ -70,6 +74,23 @@ std::string format_stats(const StatsSnapshot& s) {
          ull(tl.no_route), ull(tl.unmatched_forwarded), ull(tl.multi_segment),
          ull(tl.idle_sleeps), ull(tl.handoff_received), ull(tl.control_tx),
          ull(tl.handoff_deferred), ull(tl.rx_paused), ull(tl.foreign_mac), ull(tl.not_forwarded));
+
+    // Loop timing, all workers: passes (their mean work time), the longest gap between two RX
+    // polls of any worker, and the pass time histogram (non-empty buckets, "<N" microseconds).
+    const uint64_t passes = loop_passes(t.timing);
+    line(out, "loop_time: passes=%llu pass_avg_us=%.2f poll_gap_max_us=%.1f worker_fatal=%llu\n",
+         ull(passes),
+         passes == 0 ? 0.0 : cycles_to_seconds(t.timing.pass_cycles, s.tsc_hz) * 1e6 / double(passes),
+         cycles_to_seconds(t.timing.poll_gap_max_cycles, s.tsc_hz) * 1e6, ull(tl.worker_fatal));
+    out += "loop_pass_us:";
+    for (std::size_t k = 0; k < LoopTiming::kBuckets; ++k) {
+        if (t.timing.pass[k] == 0) continue;
+        if (k + 1 < LoopTiming::kBuckets)
+            line(out, " <%llu=%llu", ull(LoopTiming::bound_us(k)), ull(t.timing.pass[k]));
+        else
+            line(out, " >=%llu=%llu", ull(LoopTiming::bound_us(k - 1)), ull(t.timing.pass[k]));
+    }
+    out += passes == 0 ? " none\n" : "\n";
 
     const ControlCounters& c = s.control;
     line(out,

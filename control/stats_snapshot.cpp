@@ -5,6 +5,8 @@
 #include <rte_ethdev.h>
 #include <rte_mempool.h>
 
+#include <algorithm>
+
 #include "config_builder.h"
 #include "nat_config.h"
 #include "nat_worker.h"
@@ -19,7 +21,9 @@ namespace {
 static_assert(sizeof(WorkerCounters) ==
                   8 * (23 + kDropReasonCount + static_cast<std::size_t>(TcpState::Count) + 4),
               "WorkerCounters changed: update for_each_field()");
-static_assert(sizeof(LoopCounters) == 8 * 20, "LoopCounters changed: update for_each_field()");
+static_assert(sizeof(LoopCounters) == 8 * 21, "LoopCounters changed: update for_each_field()");
+static_assert(sizeof(LoopTiming) == 8 * (LoopTiming::kBuckets + 2),
+              "LoopTiming changed: update copy_timing() and StatsSnapshot::total()");
 static_assert(sizeof(ControlCounters) == 8 * 21,
               "ControlCounters changed: update for_each_field()");
 
@@ -77,6 +81,7 @@ void for_each_field(LoopCounters& a, const LoopCounters& b, F f) {
     f(a.not_forwarded, b.not_forwarded);
     f(a.idle_sleeps, b.idle_sleeps);
     f(a.control_tx, b.control_tx);
+    f(a.worker_fatal, b.worker_fatal);
 }
 
 template <typename F>
@@ -115,6 +120,14 @@ T copy_of(const T& live) {
     return c;
 }
 
+LoopTiming copy_timing(const LoopTiming& live) {
+    LoopTiming c;
+    for (std::size_t b = 0; b < LoopTiming::kBuckets; ++b) load(c.pass[b], live.pass[b]);
+    load(c.pass_cycles, live.pass_cycles);
+    load(c.poll_gap_max_cycles, live.poll_gap_max_cycles);
+    return c;
+}
+
 EthPortStats eth_stats(int port_id) {
     EthPortStats p;
     if (port_id < 0) return p;
@@ -147,6 +160,10 @@ WorkerStats StatsSnapshot::total() const {
     for (const WorkerStats& w : workers) {
         for_each_field(t.engine, w.engine, add);
         for_each_field(t.loop, w.loop, add);
+        for (std::size_t b = 0; b < LoopTiming::kBuckets; ++b) t.timing.pass[b] += w.timing.pass[b];
+        t.timing.pass_cycles += w.timing.pass_cycles;
+        t.timing.poll_gap_max_cycles =
+            std::max(t.timing.poll_gap_max_cycles, w.timing.poll_gap_max_cycles);
         t.sessions += w.sessions;
         t.session_capacity += w.session_capacity;
     }
@@ -156,6 +173,7 @@ WorkerStats StatsSnapshot::total() const {
 StatsSnapshot collect_stats(const StatsSources& src) {
     StatsSnapshot s;
     s.uptime_s = src.uptime_s;
+    s.tsc_hz = src.tsc_hz;
     s.steering = src.steering;
     s.events = src.events;
     for (std::size_t w = 0; w < src.engines.size(); ++w) {
@@ -165,6 +183,8 @@ StatsSnapshot collect_stats(const StatsSources& src) {
         ws.id = e->id();
         ws.engine = copy_of(e->counters());
         if (w < src.loops.size() && src.loops[w] != nullptr) ws.loop = copy_of(*src.loops[w]);
+        if (w < src.timings.size() && src.timings[w] != nullptr)
+            ws.timing = copy_timing(*src.timings[w]);
         // Sizes are 32-bit fields written by the worker; the accessors are a single aligned
         // load each (never torn on the targets DPDK supports).
         ws.sessions = e->sessions().size();
@@ -196,6 +216,23 @@ StatsSnapshot collect_stats(const StatsSources& src) {
     return s;
 }
 
+double cycles_to_seconds(uint64_t cycles, uint64_t tsc_hz) {
+    return tsc_hz == 0 ? 0.0 : static_cast<double>(cycles) / static_cast<double>(tsc_hz);
+}
+
+uint64_t cycles_to_ns(uint64_t cycles, uint64_t tsc_hz) {
+    if (tsc_hz == 0) return 0;
+    // cycles * 1e9 / tsc_hz without overflow: whole seconds, then the rest (rest * 1e9 fits
+    // in 64 bits for any TSC below 18 GHz).
+    return cycles / tsc_hz * 1000000000u + cycles % tsc_hz * 1000000000u / tsc_hz;
+}
+
+uint64_t loop_passes(const LoopTiming& t) {
+    uint64_t n = 0;
+    for (uint64_t c : t.pass) n += c;
+    return n;
+}
+
 const char* inside_steering_name(InsideSteering s) {
     return s == InsideSteering::Rss ? "rss-src" : "software-handoff";
 }
@@ -206,10 +243,13 @@ const char* outside_steering_name(OutsideSteering s) {
 
 namespace {
 
-nlohmann::json worker_json(const WorkerStats& w) {
+nlohmann::json worker_json(const WorkerStats& w, uint64_t tsc_hz) {
     const WorkerCounters& e = w.engine;
     const LoopCounters& l = w.loop;
     return {
+        {"worker_fatal", l.worker_fatal},
+        {"loop_passes", loop_passes(w.timing)},
+        {"poll_gap_max_ns", cycles_to_ns(w.timing.poll_gap_max_cycles, tsc_hz)},
         {"rx_inside", l.rx[0]},
         {"rx_outside", l.rx[1]},
         {"tx_inside", l.tx[0]},
@@ -253,6 +293,7 @@ nlohmann::json loop_json(const LoopCounters& l) {
         {"not_forwarded", l.not_forwarded},
         {"idle_sleeps", l.idle_sleeps},
         {"control_tx", l.control_tx},
+        {"worker_fatal", l.worker_fatal},
     };
 }
 
@@ -292,13 +333,13 @@ nlohmann::json stats_to_json(const StatsSnapshot& s) {
                      {"outside", outside_steering_name(s.steering.outside)}};
     json workers = json::array();
     for (const WorkerStats& w : s.workers) {
-        json wj = worker_json(w);
+        json wj = worker_json(w, s.tsc_hz);
         wj["worker"] = w.id;
         workers.push_back(std::move(wj));
     }
     j["workers"] = std::move(workers);
     const WorkerStats t = s.total();
-    j["total"] = worker_json(t);
+    j["total"] = worker_json(t, s.tsc_hz);
 
     json drops = json::object();
     for (std::size_t i = 0; i < kDropReasonCount; ++i)
@@ -321,6 +362,22 @@ nlohmann::json stats_to_json(const StatsSnapshot& s) {
     j["ports_in_use"] = std::move(ports_in_use);
 
     j["loop"] = loop_json(t.loop);
+    j["loop"]["passes"] = loop_passes(t.timing);
+    j["loop"]["pass_time_ns"] = cycles_to_ns(t.timing.pass_cycles, s.tsc_hz);
+    j["loop"]["poll_gap_max_ns"] = cycles_to_ns(t.timing.poll_gap_max_cycles, s.tsc_hz);
+    // The pass time histogram: counts[k] for k < 15 are passes shorter than bounds_us[k] (and
+    // at least bounds_us[k-1]); counts[15] the longer ones.
+    json bounds = json::array();
+    for (std::size_t k = 0; k + 1 < LoopTiming::kBuckets; ++k) bounds.push_back(LoopTiming::bound_us(k));
+    auto counts = [](const LoopTiming& lt) {
+        json c = json::array();
+        for (uint64_t n : lt.pass) c.push_back(n);
+        return c;
+    };
+    json per_worker = json::array();
+    for (const WorkerStats& w : s.workers) per_worker.push_back(counts(w.timing));
+    j["loop_pass_time"] = {
+        {"bounds_us", std::move(bounds)}, {"total", counts(t.timing)}, {"workers", std::move(per_worker)}};
     j["control"] = control_json(s.control);
 
     json ports = json::object();

@@ -36,6 +36,7 @@ struct WorkerStats {
     uint16_t id = 0;
     WorkerCounters engine;
     LoopCounters loop;
+    LoopTiming timing;              // total(): buckets and sums added, the gap's max taken
     uint64_t sessions = 0;          // live sessions in the table
     uint64_t session_capacity = 0;  // table size
 };
@@ -70,6 +71,7 @@ struct PortUse {
 
 struct StatsSnapshot {
     double uptime_s = 0;
+    uint64_t tsc_hz = 0;                  // converts the loop timing's cycles (0: unknown)
     SteeringPlan steering;
     std::vector<WorkerStats> workers;
     ControlCounters control;
@@ -86,6 +88,8 @@ struct StatsSnapshot {
 struct StatsSources {
     std::vector<const NatWorker*> engines;
     std::vector<const LoopCounters*> loops;  // same order as engines (missing: zeros)
+    std::vector<const LoopTiming*> timings;  // same order as engines (missing: zeros)
+    uint64_t tsc_hz = 0;
     const ControlCounters* control = nullptr;
     SteeringPlan steering;
     const NatConfig* config = nullptr;       // for the pool addresses of ports_in_use
@@ -96,6 +100,12 @@ struct StatsSources {
 };
 
 StatsSnapshot collect_stats(const StatsSources& sources);
+
+// TSC cycles as seconds / nanoseconds at `tsc_hz` (0 when tsc_hz is 0).
+double cycles_to_seconds(uint64_t cycles, uint64_t tsc_hz);
+uint64_t cycles_to_ns(uint64_t cycles, uint64_t tsc_hz);
+// Loop passes counted in a LoopTiming (the sum of its buckets).
+uint64_t loop_passes(const LoopTiming& t);
 
 // "rss-src" / "software-handoff", "rte_flow" / "software-handoff".
 const char* inside_steering_name(InsideSteering s);

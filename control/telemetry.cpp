@@ -107,6 +107,9 @@ nlohmann::json telemetry_dict(std::string_view command, const StatsSnapshot& s) 
         out["steering_inside"] = j["steering"]["inside"];
         out["steering_outside"] = j["steering"]["outside"];
         out.update(flatten(j["loop"], "loop_"));
+        // The pass time histogram (buckets: see loop_pass_bounds_us; the last is the rest).
+        out["loop_pass_buckets"] = j["loop_pass_time"]["total"];
+        out["loop_pass_bounds_us"] = j["loop_pass_time"]["bounds_us"];
         out.update(flatten(j["control"], "control_"));
         out.update(flatten(j["events"], "events_"));
         return out;
@@ -116,7 +119,7 @@ nlohmann::json telemetry_dict(std::string_view command, const StatsSnapshot& s) 
                        {"worker", "rx_inside", "rx_outside", "tx_inside", "tx_outside", "found",
                         "new", "reopened", "translated", "handoffs", "handoff_ring_full",
                         "insert_failed", "expired", "evicted", "flushed", "drops", "sessions",
-                        "session_capacity"});
+                        "session_capacity", "worker_fatal", "loop_passes", "poll_gap_max_ns"});
     if (command == "/snatgw/drops") return j["drops"];
     if (command == "/snatgw/sessions") {
         json out = flatten(j["sessions_by_state"]["tcp"], "tcp_");

@@ -9,6 +9,7 @@
 #include <rte_ring.h>
 
 #include <cstring>
+#include <exception>
 #include <vector>
 
 #include "arp.h"
@@ -37,17 +38,27 @@ Side other(Side s) { return s == Side::Inside ? Side::Outside : Side::Inside; }
 
 class Loop {
 public:
-    explicit Loop(WorkerContext& c) : c_(c), s_(*c.shared), lc_(c.counters) {}
+    explicit Loop(WorkerContext& c)
+        : c_(c), s_(*c.shared), lc_(c.counters), lt_(c.timing), buckets_(c.shared->tsc_hz) {}
+    // Also on the way out of an exception: what the loop holds goes back (C calls only, so
+    // nothing here can throw), and the worker leaves the RCU reader set, so a grace period the
+    // control thread waits on can still end.
+    ~Loop() { release(); }
+    Loop(const Loop&) = delete;
+    Loop& operator=(const Loop&) = delete;
 
-    int run();
+    // nullptr after a normal stop, else why the loop could not run.
+    const char* run();
 
 private:
-    uint32_t now_ms() const {
+    uint32_t now_ms() const noexcept {
         return static_cast<uint32_t>((rte_rdtsc() - c_.start_tsc) / s_.tsc_per_ms);
     }
+    // The engine (NatWorker), the route table and the event sink do not declare noexcept, so
+    // what calls them may throw; worker_main() catches it. The rest is noexcept.
     uint16_t receive(Side side);
     uint16_t receive_handoffs();
-    uint16_t drain_control_tx();
+    uint16_t drain_control_tx() noexcept;
     void adopt_config();
     void serve_mailbox();
     void handle(Side side, rte_mbuf** pkts, uint16_t n, bool steer, uint16_t from = kFromPort);
@@ -55,21 +66,42 @@ private:
     void drain_released();
     void forward(rte_mbuf* m, Side out, uint32_t l3_off);
     void forward_unmatched(rte_mbuf* m);
-    void transmit(rte_mbuf* m, Side out);
-    void punt(rte_mbuf* m, PuntReason why, Side out = Side::Inside, uint32_t next_hop = 0);
-    void hand_off(rte_mbuf* m, uint16_t to);
-    void flush_handoffs();
-    bool handoffs_congested() const { return backlog_total_ > kHandoffBacklog / 2; }
-    bool is_local(const rte_mbuf* m, Side side) const;
-    bool for_us(const rte_mbuf* m, Side side);
-    bool routable(const rte_mbuf* m, Side side) const;
-    Side side_of_port(uint16_t port_id) const {
+    void transmit(rte_mbuf* m, Side out) noexcept;
+    void punt(rte_mbuf* m, PuntReason why, Side out = Side::Inside,
+              uint32_t next_hop = 0) noexcept;
+    void hand_off(rte_mbuf* m, uint16_t to) noexcept;
+    void flush_handoffs() noexcept;
+    bool handoffs_congested() const noexcept { return backlog_total_ > kHandoffBacklog / 2; }
+    bool is_local(const rte_mbuf* m, Side side) const noexcept;
+    bool for_us(const rte_mbuf* m, Side side) noexcept;
+    bool routable(const rte_mbuf* m, Side side) const noexcept;
+    Side side_of_port(uint16_t port_id) const noexcept {
         return port_id == s_.port[0].port_id ? Side::Inside : Side::Outside;
     }
+    // The pass that just ended, from the TSC read at the top of the next one (`now`).
+    void time_pass(uint64_t now) noexcept {
+        const uint64_t d = now - pass_start_;
+        ++lt_.pass[buckets_.bucket(d)];
+        lt_.pass_cycles += d;
+        pass_start_ = now;
+    }
+    // A pass that polls RX: the gap since the previous one that did (both taken at the top of
+    // their pass, so the offset to the rx_burst itself is about the same on both ends).
+    void time_rx_poll(uint64_t now) noexcept {
+        const uint64_t gap = now - last_poll_;
+        if (gap > lt_.poll_gap_max_cycles) lt_.poll_gap_max_cycles = gap;
+        last_poll_ = now;
+    }
+    void release() noexcept;
 
     WorkerContext& c_;
     const WorkerShared& s_;
     LoopCounters& lc_;
+    LoopTiming& lt_;
+    const PassBuckets buckets_;
+    uint64_t pass_start_ = 0;  // TSC at the start of the current pass (after an idle sleep)
+    uint64_t last_poll_ = 0;   // TSC of the pass that last polled the RX queues
+    bool rcu_online_ = false;
     rte_eth_dev_tx_buffer* txbuf_[2] = {nullptr, nullptr};
     struct Backlog {
         std::vector<rte_mbuf*> pkts;  // FIFO: pkts[0..n) wait, oldest first
@@ -79,11 +111,11 @@ private:
     uint32_t backlog_total_ = 0;
 };
 
-int Loop::run() {
+const char* Loop::run() {
     for (int i = 0; i < 2; ++i) {
         txbuf_[i] = static_cast<rte_eth_dev_tx_buffer*>(
             rte_zmalloc_socket("txbuf", RTE_ETH_TX_BUFFER_SIZE(kMaxBurst), 0, rte_socket_id()));
-        if (txbuf_[i] == nullptr) return -1;
+        if (txbuf_[i] == nullptr) return "cannot allocate a TX buffer (rte_zmalloc_socket)";
         rte_eth_tx_buffer_init(txbuf_[i], s_.burst);
         rte_eth_tx_buffer_set_err_callback(txbuf_[i], rte_eth_tx_buffer_count_callback,
                                            &lc_.tx_dropped[i]);
@@ -93,14 +125,24 @@ int Loop::run() {
     if (s_.rcu != nullptr) {
         rte_rcu_qsbr_thread_register(s_.rcu, c_.id);
         rte_rcu_qsbr_thread_online(s_.rcu, c_.id);
+        rcu_online_ = true;
     }
     uint32_t idle = 0;
+    pass_start_ = last_poll_ = rte_rdtsc();
+    bool first = true;
     while (s_.running->load(std::memory_order_relaxed)) {
+        // The pass's one TSC read: it ends the pass before (whose idle sleep is not counted)
+        // and, if this pass polls RX, the gap since the last pass that did.
+        const uint64_t now = rte_rdtsc();
+        if (!first) time_pass(now);
+        first = false;
+        if (s_.pass_hook != nullptr) s_.pass_hook(c_);
         adopt_config();  // first in the pass: nothing below may use an older snapshot
         if (s_.mailbox[c_.id] != nullptr) serve_mailbox();
         uint32_t work = 0;
         if (backlog_total_ != 0) flush_handoffs();
         if (!handoffs_congested()) {
+            time_rx_poll(now);
             work += receive(Side::Inside);
             work += receive(Side::Outside);
         } else {
@@ -124,6 +166,7 @@ int Loop::run() {
             // Share the machine when there is nothing to do; bounded by idle_sleep_us.
             rte_delay_us_sleep(s_.idle_sleep_us);
             ++lc_.idle_sleeps;
+            pass_start_ = rte_rdtsc();  // the sleep is not the pass's work (idle: free to read)
         }
         if (s_.rcu != nullptr) rte_rcu_qsbr_quiescent(s_.rcu, c_.id);
     }
@@ -131,20 +174,27 @@ int Loop::run() {
     // Fragments still waiting in the engine are our mbufs: free them.
     c_.engine->drop_held();
     drain_released();
-    if (s_.rcu != nullptr) {
+    release();
+    return nullptr;
+}
+
+void Loop::release() noexcept {
+    if (rcu_online_) {
         rte_rcu_qsbr_thread_offline(s_.rcu, c_.id);
         rte_rcu_qsbr_thread_unregister(s_.rcu, c_.id);
+        rcu_online_ = false;
     }
     for (int i = 0; i < 2; ++i) {
+        if (txbuf_[i] == nullptr) continue;
         rte_eth_tx_buffer_flush(s_.port[i].port_id, c_.id, txbuf_[i]);
         rte_free(txbuf_[i]);
+        txbuf_[i] = nullptr;
     }
     for (Backlog& b : backlog_) {
         for (uint32_t i = 0; i < b.n; ++i) rte_pktmbuf_free(b.pkts[i]);
         b.n = 0;
     }
     backlog_total_ = 0;
-    return 0;
 }
 
 void Loop::adopt_config() {
@@ -202,7 +252,7 @@ uint16_t Loop::receive_handoffs() {
     return total;
 }
 
-uint16_t Loop::drain_control_tx() {
+uint16_t Loop::drain_control_tx() noexcept {
     rte_mbuf* pkts[kMaxBurst];
     const unsigned n = rte_ring_sc_dequeue_burst(s_.control_tx[c_.id],
                                                  reinterpret_cast<void**>(pkts), s_.burst, nullptr);
@@ -214,7 +264,7 @@ uint16_t Loop::drain_control_tx() {
     return static_cast<uint16_t>(n);
 }
 
-bool Loop::is_local(const rte_mbuf* m, Side side) const {
+bool Loop::is_local(const rte_mbuf* m, Side side) const noexcept {
     // IPv4 to the interface address of the receiving port: for the gateway itself.
     const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
     uint32_t off = kEthHeaderLen;
@@ -232,7 +282,7 @@ bool Loop::is_local(const rte_mbuf* m, Side side) const {
 // A router takes only frames sent to its own MAC, and ARP (requests are broadcast). Anything
 // else a switch flooded to us (another host's unicast, broadcast or multicast IPv4) is not
 // ours to forward.
-bool Loop::for_us(const rte_mbuf* m, Side side) {
+bool Loop::for_us(const rte_mbuf* m, Side side) noexcept {
     const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
     if (m->data_len < kEthHeaderLen) return true;  // the engine counts it (frame_too_short)
     if (std::memcmp(f, s_.port[side_index(side)].mac.data(), 6) == 0) return true;
@@ -245,7 +295,7 @@ bool Loop::for_us(const rte_mbuf* m, Side side) {
 
 // RFC 1812: never forward to multicast, limited or directed broadcast, 0/8, 127/8, 240/4, nor
 // from the inside back into the inside subnet.
-bool Loop::routable(const rte_mbuf* m, Side side) const {
+bool Loop::routable(const rte_mbuf* m, Side side) const noexcept {
     const uint8_t* f = rte_pktmbuf_mtod(m, const uint8_t*);
     uint32_t off = kEthHeaderLen;
     if (m->data_len < kEthHeaderLen + kIpv4MinHeader) return true;
@@ -407,13 +457,13 @@ void Loop::forward(rte_mbuf* m, Side out, uint32_t l3_off) {
     transmit(m, out);
 }
 
-void Loop::transmit(rte_mbuf* m, Side out) {
+void Loop::transmit(rte_mbuf* m, Side out) noexcept {
     const int i = side_index(out);
     ++lc_.tx[i];
     rte_eth_tx_buffer(s_.port[i].port_id, c_.id, txbuf_[i], m);
 }
 
-void Loop::punt(rte_mbuf* m, PuntReason why, Side out, uint32_t next_hop) {
+void Loop::punt(rte_mbuf* m, PuntReason why, Side out, uint32_t next_hop) noexcept {
     MbufMeta* mm = meta(m);
     mm->reason = why;
     mm->out_side = static_cast<uint8_t>(side_index(out));
@@ -427,7 +477,7 @@ void Loop::punt(rte_mbuf* m, PuntReason why, Side out, uint32_t next_hop) {
     ++lc_.punted;
 }
 
-void Loop::hand_off(rte_mbuf* m, uint16_t to) {
+void Loop::hand_off(rte_mbuf* m, uint16_t to) noexcept {
     if (to >= s_.workers || to == c_.id) {
         ++lc_.handoff_ring_full;
         rte_pktmbuf_free(m);
@@ -449,7 +499,7 @@ void Loop::hand_off(rte_mbuf* m, uint16_t to) {
     ++lc_.handoff_deferred;
 }
 
-void Loop::flush_handoffs() {
+void Loop::flush_handoffs() noexcept {
     for (uint16_t to = 0; to < s_.workers; ++to) {
         Backlog& b = backlog_[to];
         if (b.n == 0) continue;
@@ -463,12 +513,40 @@ void Loop::flush_handoffs() {
     }
 }
 
+// Copies a NUL-terminated message into the fault's fixed buffer (truncated; no allocation).
+void record_reason(WorkerFault& f, const char* prefix, const char* what) noexcept {
+    std::size_t n = 0;
+    for (const char* p : {prefix, what})
+        for (; p != nullptr && *p != '\0' && n + 1 < WorkerFault::kReasonMax; ++p) f.reason[n++] = *p;
+    f.reason[n] = '\0';
+}
+
+const char* run_loop(WorkerContext& ctx) {
+    Loop loop(ctx);
+    return loop.run();
+}
+
 }  // namespace
 
-int worker_main(void* arg) {
-    auto* ctx = static_cast<WorkerContext*>(arg);
-    Loop loop(*ctx);
-    return loop.run();
+int run_worker_guarded(WorkerContext& ctx, WorkerBody body) noexcept {
+    try {
+        const char* why = body(ctx);
+        if (why == nullptr) return 0;
+        record_reason(ctx.fault, "", why);
+    } catch (const std::exception& e) {
+        record_reason(ctx.fault, "exception: ", e.what());
+    } catch (...) {
+        record_reason(ctx.fault, "", "unknown exception (not a std::exception)");
+    }
+    ++ctx.counters.worker_fatal;
+    ctx.fault.raised.store(true, std::memory_order_release);
+    if (ctx.shared != nullptr && ctx.shared->stop != nullptr)
+        ctx.shared->stop->store(true, std::memory_order_release);
+    return -1;
+}
+
+int worker_main(void* arg) noexcept {
+    return run_worker_guarded(*static_cast<WorkerContext*>(arg), run_loop);
 }
 
 }  // namespace snatgw

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -26,6 +27,7 @@ namespace snatgw {
 
 class NeighbourTable;
 class RouteTable;
+struct WorkerContext;
 
 inline constexpr uint16_t kMaxWorkers = 64;
 
@@ -68,6 +70,52 @@ struct LoopCounters {
     uint64_t not_forwarded = 0;      // dropped: to a destination a router must not forward
     uint64_t idle_sleeps = 0;
     uint64_t control_tx = 0;         // frames sent for the control lcore
+    uint64_t worker_fatal = 0;       // the loop ended on an error (exception, failed set-up)
+};
+
+// How the loop spends its time (issue 13). Written by the worker only, with plain stores, once
+// per loop pass (one rte_rdtsc() at the top of the pass; nothing per packet); read by the
+// control side with relaxed loads. Durations are TSC cycles, converted at report time.
+struct LoopTiming {
+    // Loop pass durations (the work of one pass, not its idle sleep), log2 buckets of
+    // microseconds: pass[0] < 1 us, pass[k] in [2^(k-1), 2^k) us for k = 1..14, pass[15] the
+    // rest (>= 16384 us). Counted when the next pass starts.
+    static constexpr std::size_t kBuckets = 16;
+    uint64_t pass[kBuckets] = {};
+    uint64_t pass_cycles = 0;          // sum of the counted passes' durations
+    uint64_t poll_gap_max_cycles = 0;  // longest time between two RX polls (idle sleeps included)
+
+    // Upper bound of bucket k < kBuckets - 1, in microseconds (exclusive).
+    static constexpr uint64_t bound_us(std::size_t k) { return uint64_t{1} << k; }
+};
+
+// The buckets' bounds in TSC cycles, for one TSC frequency: bucket(d) is the bucket of a pass
+// of d cycles. A few compares from the bottom (passes are mostly short), no division.
+class PassBuckets {
+public:
+    explicit PassBuckets(uint64_t tsc_hz) noexcept {
+        // d cycles < 2^k us  <=>  d < tsc_hz * 2^k / 1e6  <=>  d < ceil(tsc_hz * 2^k / 1e6)
+        for (std::size_t k = 0; k + 1 < LoopTiming::kBuckets; ++k)
+            bound_[k] = ((tsc_hz << k) + 999999) / 1000000;
+    }
+    std::size_t bucket(uint64_t cycles) const noexcept {
+        std::size_t b = 0;
+        while (b + 1 < LoopTiming::kBuckets && cycles >= bound_[b]) ++b;
+        return b;
+    }
+    uint64_t bound_cycles(std::size_t k) const noexcept { return bound_[k]; }
+
+private:
+    uint64_t bound_[LoopTiming::kBuckets - 1] = {};
+};
+
+// Why a worker's loop ended abnormally: written once by the worker (the reason, then `raised`
+// with release ordering), read by others after an acquire load of `raised`. Fixed size: the
+// worker records it without allocating.
+struct WorkerFault {
+    static constexpr std::size_t kReasonMax = 192;
+    std::atomic<bool> raised{false};
+    char reason[kReasonMax] = {};
 };
 
 // An operator request to one worker, answered between bursts (the worker alone touches its
@@ -109,13 +157,20 @@ struct WorkerShared {
     const NeighbourTable* neighbours = nullptr;
     const RouteTable* routes = nullptr;            // outside-bound next hops
     std::atomic<bool>* running = nullptr;
+    // The daemon-wide stop request its main lcore watches (what SIGTERM sets): a worker whose
+    // loop fails raises it, so the daemon stops through its normal path. May be null (tests).
+    std::atomic<bool>* stop = nullptr;
     uint64_t tsc_per_ms = 1;
+    uint64_t tsc_hz = 1000;  // for the loop timing buckets
     // Live configuration (invariant I6): the published NAT snapshot. A worker switches to a new
     // one at the top of a loop pass and reports a quiescent state at the end of every pass; the
     // control thread frees the old snapshot after a grace period (rte_rcu_qsbr_synchronize).
     std::atomic<const NatConfig*>* nat_config = nullptr;
     rte_rcu_qsbr* rcu = nullptr;
     WorkerMailbox* mailbox[kMaxWorkers] = {};
+    // Tests only (null in the daemon): called at the top of every loop pass; it may throw, to
+    // exercise the lcore entry's guard on the real loop. One predictable branch per pass.
+    void (*pass_hook)(WorkerContext&) = nullptr;
 };
 
 struct WorkerContext {
@@ -124,10 +179,23 @@ struct WorkerContext {
     EventSink* events = nullptr;  // the NAT event log, or nullptr
     const WorkerShared* shared = nullptr;
     LoopCounters counters;
+    LoopTiming timing;
+    WorkerFault fault;
     uint64_t start_tsc = 0;
 };
 
-// rte_eal_remote_launch entry point; arg is a WorkerContext*.
-int worker_main(void* arg);
+// rte_eal_remote_launch entry point; arg is a WorkerContext*. Nothing escapes it: see
+// run_worker_guarded(). Returns 0 after a normal stop, -1 after a fatal error.
+int worker_main(void* arg) noexcept;
+
+// What a worker lcore runs: returns nullptr after a normal stop, or a static string saying why
+// the loop could not run. May throw.
+using WorkerBody = const char* (*)(WorkerContext&);
+
+// The lcore entry's guard (worker_main() is this with the real loop; tests give other bodies).
+// Runs body(ctx); when it throws (std::exception or anything else) or returns a reason, counts
+// counters.worker_fatal, records the reason in ctx.fault (no allocation) and raises
+// *ctx.shared->stop, so the daemon stops through its normal path. Returns 0 or -1.
+int run_worker_guarded(WorkerContext& ctx, WorkerBody body) noexcept;
 
 }  // namespace snatgw

@@ -590,5 +590,32 @@ TEST_F(ControlServerTest, StopLeavesASocketThatIsNoLongerOurs) {
     EXPECT_EQ(c.request({{"command", "version"}})["ok"], true);
 }
 
+// The daemon's stop: once refuse_requests() is called, every request (on a connection that was
+// already open, and on new ones) is answered with the `stopping` error naming the reason, the
+// id echoed, and the handler is not called again.
+TEST_F(ControlServerTest, RefusesRequestsOnceTheStopBegins) {
+    start();
+    Client before(socket_path());
+    EXPECT_EQ(before.request({{"command", "version"}})["ok"], true);
+    const int calls = fake_.calls;
+    EXPECT_FALSE(server_->refusing());
+    server_->refuse_requests("worker failed: worker 1: exception: boom");
+    server_->refuse_requests("second reason");  // the first one stays
+    EXPECT_TRUE(server_->refusing());
+    Client after(socket_path());
+    for (Client* c : {&before, &after}) {
+        const json r = c->request({{"command", "stats"}, {"id", 7}});
+        EXPECT_EQ(r["ok"], false);
+        EXPECT_EQ(r["id"], 7);
+        EXPECT_EQ(error_code(r), "stopping");
+        EXPECT_EQ(r["error"]["message"],
+                  "the daemon is stopping (worker failed: worker 1: exception: boom); no more "
+                  "requests are served");
+    }
+    EXPECT_EQ(fake_.calls, calls);
+    EXPECT_EQ(stopping_message("stop requested"),
+              "the daemon is stopping (stop requested); no more requests are served");
+}
+
 }  // namespace
 }  // namespace snatgw::test

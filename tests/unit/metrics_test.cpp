@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <regex>
 #include <set>
@@ -45,6 +46,7 @@ std::size_t state_index(TcpState s) { return static_cast<std::size_t>(s); }
 StatsSnapshot sample_snapshot() {
     StatsSnapshot s;
     s.uptime_s = 12.5;
+    s.tsc_hz = 1'000'000'000;
     s.steering.inside = InsideSteering::Software;
     s.steering.outside = OutsideSteering::Flow;
     for (uint16_t id = 0; id < 2; ++id) {
@@ -69,6 +71,15 @@ StatsSnapshot sample_snapshot() {
         w.loop.control_tx = 12 * k;
         w.loop.handoff_deferred = 13 * k;
         w.loop.rx_paused = 14 * k;
+        w.loop.worker_fatal = k - 1;  // worker 1 failed once
+        // Loop timing at 1 GHz: passes < 1 us, [1, 2) us, [4, 8) us and >= 16384 us; 1 s of
+        // pass time per k; the longest poll gap 2.5 ms per k.
+        w.timing.pass[0] = 10 * k;
+        w.timing.pass[1] = 5 * k;
+        w.timing.pass[3] = 2 * k;
+        w.timing.pass[15] = 1 * k;
+        w.timing.pass_cycles = 1'000'000'000 * k;
+        w.timing.poll_gap_max_cycles = 2'500'000 * k;
         w.engine.forwarded[0] = 60 * k;
         w.engine.forwarded[1] = 50 * k;
         w.engine.found = 40 * k;
@@ -144,12 +155,13 @@ TEST(StatsJson, HasTheDocumentedShape) {
     EXPECT_EQ(keys_of(j), (std::set<std::string>{"uptime_s", "steering", "workers", "total",
                                                   "drops", "sessions_by_state", "ports_in_use",
                                                   "loop", "control", "ports", "mbufs",
-                                                  "fragments", "events"}));
+                                                  "fragments", "events", "loop_pass_time"}));
     const std::set<std::string> worker_keys = {
         "rx_inside", "rx_outside", "tx_inside", "tx_outside", "found", "new", "reopened",
         "translated", "handoffs", "handoff_ring_full", "insert_failed", "expired", "evicted",
         "flushed", "drops", "sessions", "session_capacity", "reclaimed", "pairs_reused_timewait",
-        "pairs_reuse_refused", "tcp_rst_ignored", "pair_count_failed"};  // flushed: beyond the doc
+        "pairs_reuse_refused", "tcp_rst_ignored", "pair_count_failed", "worker_fatal",
+        "loop_passes", "poll_gap_max_ns"};  // flushed: beyond the doc
     ASSERT_EQ(j["workers"].size(), 2u);
     std::set<std::string> with_id = worker_keys;
     with_id.insert("worker");
@@ -169,8 +181,10 @@ TEST(StatsJson, HasTheDocumentedShape) {
                                      "per_protocol_capacity"}));
     for (const char* k : {"tx_dropped_inside", "tx_dropped_outside", "punted", "punt_ring_full",
                           "no_route", "unmatched_forwarded", "multi_segment", "idle_sleeps",
-                          "handoff_received", "control_tx"})
+                          "handoff_received", "control_tx", "worker_fatal", "passes",
+                          "pass_time_ns", "poll_gap_max_ns"})
         EXPECT_TRUE(j["loop"].contains(k)) << k;
+    EXPECT_EQ(keys_of(j["loop_pass_time"]), (std::set<std::string>{"bounds_us", "total", "workers"}));
     EXPECT_EQ(j["control"].size(), 21u);  // every ControlCounters field
     EXPECT_EQ(keys_of(j["ports"]), (std::set<std::string>{"inside", "outside"}));
     EXPECT_EQ(keys_of(j["ports"]["inside"]),
@@ -255,6 +269,41 @@ TEST(StatsJson, CarriesTheValues) {
                                     {"datagrams_tracked", 6},
                                     {"waiting", 9}}));
     EXPECT_EQ(j["events"], (json{{"logged", 77}, {"lost", 3}}));
+}
+
+TEST(StatsJson, CarriesTheLoopTiming) {
+    const json j = stats_to_json(sample_snapshot());
+    EXPECT_EQ(j["workers"][0]["worker_fatal"], 0);
+    EXPECT_EQ(j["workers"][1]["worker_fatal"], 1);
+    EXPECT_EQ(j["workers"][0]["loop_passes"], 18);
+    EXPECT_EQ(j["workers"][1]["poll_gap_max_ns"], 5'000'000);
+    EXPECT_EQ(j["total"]["loop_passes"], 54);
+    EXPECT_EQ(j["total"]["poll_gap_max_ns"], 5'000'000);  // the longest, not a sum
+    EXPECT_EQ(j["total"]["worker_fatal"], 1);
+    EXPECT_EQ(j["loop"]["worker_fatal"], 1);
+    EXPECT_EQ(j["loop"]["passes"], 54);
+    EXPECT_EQ(j["loop"]["pass_time_ns"], 3'000'000'000u);
+    EXPECT_EQ(j["loop"]["poll_gap_max_ns"], 5'000'000);
+    const json& h = j["loop_pass_time"];
+    EXPECT_EQ(h["bounds_us"], (json{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384}));
+    EXPECT_EQ(h["total"], (json{30, 15, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}));
+    ASSERT_EQ(h["workers"].size(), 2u);
+    EXPECT_EQ(h["workers"][0], (json{10, 5, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));
+    // Without a TSC frequency the durations read 0 (never a division by zero).
+    StatsSnapshot unknown = sample_snapshot();
+    unknown.tsc_hz = 0;
+    EXPECT_EQ(stats_to_json(unknown)["loop"]["poll_gap_max_ns"], 0);
+}
+
+TEST(StatsCycles, ConvertWithoutOverflow) {
+    EXPECT_EQ(cycles_to_ns(2'400'000'000, 2'400'000'000), 1'000'000'000u);
+    EXPECT_EQ(cycles_to_ns(3, 3'000'000'000), 1u);
+    EXPECT_EQ(cycles_to_ns(std::numeric_limits<uint64_t>::max(), 4'000'000'000),
+              std::numeric_limits<uint64_t>::max() / 4'000'000'000 * 1'000'000'000 +
+                  (std::numeric_limits<uint64_t>::max() % 4'000'000'000) / 4);
+    EXPECT_EQ(cycles_to_ns(123, 0), 0u);
+    EXPECT_DOUBLE_EQ(cycles_to_seconds(1'500'000'000, 1'000'000'000), 1.5);
+    EXPECT_DOUBLE_EQ(cycles_to_seconds(5, 0), 0.0);
 }
 
 TEST(StatsJson, LeavesOutAbsentPorts) {
@@ -360,6 +409,23 @@ TEST(StatsReport, KeepsTheLinesScriptsRead) {
     EXPECT_EQ(value_of(lines["events:"], "lost"), "3");
 }
 
+TEST(StatsReport, ShowsTheLoopTiming) {
+    const std::string text = format_stats(sample_snapshot());
+    auto lines = report_lines(text);
+    EXPECT_EQ(value_of(lines["worker 1"], "passes"), "36");
+    EXPECT_EQ(value_of(lines["worker 1"], "poll_gap_max_us"), "5000.0");
+    EXPECT_EQ(value_of(lines["worker 1"], "worker_fatal"), "1");
+    EXPECT_EQ(value_of(lines["worker 0"], "poll_gap_max_us"), "2500.0");
+    EXPECT_EQ(value_of(lines["total"], "poll_gap_max_us"), "5000.0");
+    // 3 s of pass time over 54 passes.
+    EXPECT_EQ(lines["loop_time:"],
+              "loop_time: passes=54 pass_avg_us=55555.56 poll_gap_max_us=5000.0 worker_fatal=1\n");
+    EXPECT_EQ(lines["loop_pass_us:"], "loop_pass_us: <1=30 <2=15 <8=6 >=16384=3\n");
+    StatsSnapshot idle = sample_snapshot();
+    for (WorkerStats& w : idle.workers) w.timing = {};
+    EXPECT_EQ(report_lines(format_stats(idle))["loop_pass_us:"], "loop_pass_us: none\n");
+}
+
 TEST(StatsReport, SaysNoneWithoutDropsAndSkipsAbsentPorts) {
     StatsSnapshot s = sample_snapshot();
     for (WorkerStats& w : s.workers) w.engine.drops = {};
@@ -394,12 +460,18 @@ std::map<std::string, Family> parse_exposition(const std::string& text) {
             std::string type_line;
             std::getline(in, type_line);
             std::smatch t;
-            EXPECT_TRUE(std::regex_match(type_line, t, std::regex("# TYPE (\\w+) (counter|gauge)")))
+            EXPECT_TRUE(std::regex_match(type_line, t, std::regex("# TYPE (\\w+) (counter|gauge|histogram)")))
                 << type_line;
             EXPECT_EQ(t[1], current);
             families[current].type = t[2];
         } else if (std::regex_match(line, m, std::regex("(\\w+)(\\{.*\\})? (\\S+)"))) {
-            EXPECT_EQ(m[1], current) << "sample outside its family: " << line;
+            const std::string sample_name = m[1];
+            const bool histogram = families[current].type == "histogram";
+            EXPECT_TRUE(sample_name == current ||
+                        (histogram && (sample_name == current + "_bucket" ||
+                                       sample_name == current + "_sum" ||
+                                       sample_name == current + "_count")))
+                << "sample outside its family: " << line;
             families[current].samples[std::string(m[1]) + std::string(m[2])] = m[3];
         } else {
             ADD_FAILURE() << "unexpected line: " << line;
@@ -422,7 +494,8 @@ TEST(MetricsPrometheus, EveryFamilyHasHelpAndType) {
           "snatgw_control_ring_full_total", "snatgw_mbufs_in_use", "snatgw_mbufs",
           "snatgw_fragments_total", "snatgw_fragments_held_total",
           "snatgw_fragment_datagrams_evicted_total", "snatgw_fragment_datagrams",
-          "snatgw_fragments_waiting"})
+          "snatgw_fragments_waiting", "snatgw_worker_loop_pass_seconds",
+          "snatgw_worker_poll_gap_max_seconds", "snatgw_worker_fatal_total"})
         EXPECT_EQ(families.count(name), 1u) << name;
     for (const auto& [name, f] : families) {
         EXPECT_FALSE(f.help.empty()) << name;
@@ -506,6 +579,34 @@ TEST(MetricsPrometheus, CarriesTheValues) {
     EXPECT_EQ(v("snatgw_control_hold_timeout_total", "snatgw_control_hold_timeout_total"), "45");
     EXPECT_EQ(v("snatgw_control_resolved_at_punt_total", "snatgw_control_resolved_at_punt_total"),
               "46");
+}
+
+TEST(MetricsPrometheus, RendersTheLoopPassHistogram) {
+    const auto f = parse_exposition(prometheus_text(sample_snapshot()));
+    ASSERT_EQ(f.count("snatgw_worker_loop_pass_seconds"), 1u);
+    const Family& h = f.at("snatgw_worker_loop_pass_seconds");
+    EXPECT_EQ(h.type, "histogram");
+    const char* le[] = {"1e-06", "2e-06", "4e-06", "8e-06", "1.6e-05", "3.2e-05",
+                        "6.4e-05", "0.000128", "0.000256", "0.000512", "0.001024", "0.002048",
+                        "0.004096", "0.008192", "0.016384", "+Inf"};
+    // Cumulative counts: worker 1 has 20 passes < 1 us, 10 in [1, 2) us, 4 in [4, 8) us, 2 longer.
+    const uint64_t w1[] = {20, 30, 30, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 34, 36};
+    for (std::size_t k = 0; k < std::size(le); ++k) {
+        const std::string key = std::string("snatgw_worker_loop_pass_seconds_bucket{worker=\"1\",le=\"") + le[k] + "\"}";
+        ASSERT_EQ(h.samples.count(key), 1u) << key;
+        EXPECT_EQ(h.samples.at(key), std::to_string(w1[k])) << key;
+    }
+    EXPECT_EQ(h.samples.at("snatgw_worker_loop_pass_seconds_bucket{worker=\"0\",le=\"8e-06\"}"), "17");
+    EXPECT_EQ(h.samples.at("snatgw_worker_loop_pass_seconds_count{worker=\"0\"}"), "18");
+    EXPECT_EQ(h.samples.at("snatgw_worker_loop_pass_seconds_count{worker=\"1\"}"), "36");
+    EXPECT_EQ(h.samples.at("snatgw_worker_loop_pass_seconds_sum{worker=\"0\"}"), "1");
+    EXPECT_EQ(h.samples.at("snatgw_worker_loop_pass_seconds_sum{worker=\"1\"}"), "2");
+    EXPECT_EQ(h.samples.size(), 2u * (16 + 2));  // 16 buckets, _sum and _count per worker
+    const Family& gap = f.at("snatgw_worker_poll_gap_max_seconds");
+    EXPECT_EQ(gap.type, "gauge");
+    EXPECT_EQ(gap.samples.at("snatgw_worker_poll_gap_max_seconds{worker=\"0\"}"), "0.0025");
+    EXPECT_EQ(gap.samples.at("snatgw_worker_poll_gap_max_seconds{worker=\"1\"}"), "0.005");
+    EXPECT_EQ(f.at("snatgw_worker_fatal_total").samples.at("snatgw_worker_fatal_total{worker=\"1\"}"), "1");
 }
 
 TEST(MetricsPrometheus, EscapesLabelValuesAndHelp) {
@@ -685,12 +786,20 @@ TEST(TelemetryDict, CarriesTheValues) {
     EXPECT_EQ(stats["loop_control_tx"], 36);
     EXPECT_EQ(stats["control_echo_replies"], 35);
     EXPECT_EQ(stats["events_lost"], 3);
+    EXPECT_EQ(stats["loop_worker_fatal"], 1);
+    EXPECT_EQ(stats["loop_poll_gap_max_ns"], 5'000'000);
+    EXPECT_EQ(stats["loop_passes"], 54);
+    EXPECT_EQ(stats["loop_pass_buckets"], (json{30, 15, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}));
+    EXPECT_EQ(stats["loop_pass_bounds_us"].size(), 15u);
 
     const json workers = telemetry_dict("/snatgw/workers", s);
     EXPECT_EQ(workers["worker"], (json{0, 1}));
     EXPECT_EQ(workers["rx_inside"], (json{100, 200}));
     EXPECT_EQ(workers["sessions"], (json{12, 24}));
     EXPECT_EQ(workers["drops"], (json{9, 18}));
+    EXPECT_EQ(workers["poll_gap_max_ns"], (json{2'500'000, 5'000'000}));
+    EXPECT_EQ(workers["worker_fatal"], (json{0, 1}));
+    EXPECT_EQ(workers["loop_passes"], (json{18, 36}));
 
     const json drops = telemetry_dict("/snatgw/drops", s);
     EXPECT_EQ(drops.size(), kDropReasonCount);

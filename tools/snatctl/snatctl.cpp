@@ -384,6 +384,29 @@ void print_stats(const Json& r, std::ostream& os) {
         section(os, "ports");
         table_of(rows, {"port"}).print(os, "  ");
     }
+    // Loop pass times (a histogram per worker): the buckets that counted a pass.
+    if (r.contains("loop_pass_time") && r["loop_pass_time"].is_object()) {
+        done.insert("loop_pass_time");
+        const Json& h = r["loop_pass_time"];
+        const Json bounds = h.value("bounds_us", Json::array());
+        const Json total = h.value("total", Json::array());
+        const Json workers = h.value("workers", Json::array());
+        Table t;
+        t.header = {"pass time", "total"};
+        for (std::size_t w = 0; w < workers.size(); ++w) t.header.push_back("worker " + std::to_string(w));
+        for (std::size_t k = 0; k < total.size(); ++k) {
+            if (is_zero(total[k])) continue;
+            std::string label = k < bounds.size() ? "< " + cell(bounds[k]) + " us"
+                                : bounds.empty()  ? "-"
+                                                  : ">= " + cell(bounds.back()) + " us";
+            std::vector<std::string> row = {label, cell(total[k])};
+            for (const Json& w : workers) row.push_back(w.is_array() && k < w.size() ? cell(w[k]) : "-");
+            t.add(row);
+        }
+        section(os, "loop pass times");
+        if (t.rows.empty()) os << "  none\n";
+        else t.print(os, "  ");
+    }
     // Everything else (loop, control, events, and what comes later): non-zero counters.
     for (const auto& [k, v] : r.items()) {
         if (done.count(k) || !v.is_object()) continue;
