@@ -65,6 +65,7 @@ inline constexpr uint8_t kOwnsPort = 0x80;
 namespace tcp_dir_flag {
 inline constexpr uint8_t kWindowScale = 0x01;  // this side sent the window-scale option
 inline constexpr uint8_t kInitialized = 0x02;  // this side's first segment was seen
+inline constexpr uint8_t kFinAcked = 0x04;     // the remote's FIN: the inside acknowledged it
 }  // namespace tcp_dir_flag
 
 // Direction index for per-direction tracking.

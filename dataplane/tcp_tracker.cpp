@@ -72,6 +72,10 @@ void advance_state(Session& s, int dir, const TcpSegment& seg) {
     const bool fin = (f & kTcpFin) != 0;
     const bool ack = (f & kTcpAck) != 0;
     if (fin && s.state >= TcpState::SynRecv && s.state <= TcpState::LastAck) note_fin(s, dir, seg);
+    // The inside acknowledged the remote's FIN (the ACK, or the inside's own FIN, covers it).
+    if (dir == kOrig && ack && (s.flags & session_flag::kRemoteFin) &&
+        !before(seg.ack, s.td_end[kReply]))
+        s.td_flags[kReply] |= tcp_dir_flag::kFinAcked;
     switch (s.state) {
         case TcpState::SynSent:
             if ((f & kTcpSyn) && ack && dir == kReply) set_state(s, TcpState::SynRecv);
@@ -100,16 +104,16 @@ void advance_state(Session& s, int dir, const TcpSegment& seg) {
                 set_state(s, TcpState::CloseWait);
             break;
         }
-        case TcpState::LastAck: {
-            // TIME_WAIT once the first closer acknowledges the other's FIN: a retransmission of
-            // its own FIN (a simultaneous close) does not, and until that ACK reaches the remote
-            // the remote is not in TIME_WAIT and would not take a new SYN on the pair.
-            const bool from_closer =
-                (dir == kOrig) == ((s.flags & session_flag::kInsideClosedFirst) != 0);
-            if (from_closer && ack && !before(seg.ack, s.td_end[dir ^ 1]))
-                set_state(s, TcpState::TimeWait);
+        case TcpState::LastAck:
+            // Both FINs were seen; TIME_WAIT once the inside has acknowledged the remote's FIN.
+            // That is when the remote, if it closed actively, enters TIME_WAIT (from FIN_WAIT2 on
+            // the inside's FIN, from CLOSING on the ACK of its FIN after a simultaneous close),
+            // and when the inside enters it if it closed first. The remote's ACK of the inside's
+            // FIN is not enough: after crossed FINs the remote sends it from CLOSING, and a new
+            // SYN on the pair before the inside's ACK arrives gets a challenge ACK. A
+            // retransmitted FIN acknowledges nothing new.
+            if (s.td_flags[kReply] & tcp_dir_flag::kFinAcked) set_state(s, TcpState::TimeWait);
             break;
-        }
         default:
             break;
     }

@@ -1233,6 +1233,28 @@ TEST_P(NatTcpLifecycle, SimultaneousCloseWaitsForTheAckOfTheRemoteFin) {
     EXPECT_TRUE(only_state(h, TcpState::TimeWait));
 }
 
+// Simultaneous close seen remote FIN first: the remote's ACK of the inside's FIN comes from
+// CLOSING, not TIME_WAIT (a new SYN on the pair then would get a challenge ACK: seed storms),
+// so the pair is in TIME_WAIT only once the inside acknowledges the remote's FIN.
+TEST_P(NatTcpLifecycle, SimultaneousCloseRemoteFirstWaitsForTheInsideAck) {
+    NatHarness h({lab_pool(GetParam())});
+    uint32_t now = 1000;
+    TcpConn c(h, now);
+    ASSERT_NO_FATAL_FAILURE(c.establish());
+    // The remote's FIN, then the inside's, crossing it (it does not acknowledge the remote FIN).
+    ASSERT_NO_FATAL_FAILURE(c.pass_in(TCP_FIN | TCP_ACK, c.s_next, c.c_next));
+    ASSERT_NO_FATAL_FAILURE(c.pass_out(TCP_FIN | TCP_ACK, c.c_next, c.s_next));
+    ++c.c_next;
+    EXPECT_TRUE(only_state(h, TcpState::LastAck));
+    // The remote acknowledges the inside's FIN (from CLOSING): not TIME_WAIT yet.
+    ASSERT_NO_FATAL_FAILURE(c.pass_in(TCP_ACK, c.s_next + 1, c.c_next));
+    EXPECT_TRUE(only_state(h, TcpState::LastAck));
+    // The inside acknowledges the remote's FIN: now the remote is in TIME_WAIT.
+    ++c.s_next;
+    ASSERT_NO_FATAL_FAILURE(c.ack_out());
+    EXPECT_TRUE(only_state(h, TcpState::TimeWait));
+}
+
 // A FIN while the handshake is still in SYN_RECV: the remote closed first.
 TEST_P(NatTcpLifecycle, RemoteFinInSynRecvHoldsThePair) {
     NatHarness h({lab_pool(GetParam())});
