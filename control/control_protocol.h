@@ -27,7 +27,7 @@ inline constexpr int kControlProtocolVersion = 1;
 
 // An error answer: `code` is one of the API's codes (parse_error, bad_request,
 // unknown_command, unsupported_version, request_too_large, busy, not_found, conflict,
-// invalid_config, internal); what() is the message.
+// invalid_config, internal, stopping); what() is the message.
 struct ControlError : std::runtime_error {
     ControlError(std::string code, const std::string& message)
         : std::runtime_error(message), code(std::move(code)) {}
